@@ -1,0 +1,42 @@
+# gobpf — see README.md. Every target that touches the kernel runs as root.
+GO       ?= go
+GOFLAGS  ?=
+TESTFLAGS ?= -count=1 -timeout 12m
+export GOFLAGS
+
+.PHONY: all build setup setup-vm test test-unit test-vm bench demo fmt vet lint clean
+
+all: build
+
+build:
+	$(GO) build ./...
+
+setup:
+	bash tests/setup
+
+setup-vm:
+	SETUP_VM=1 bash tests/setup
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# The whole suite on this kernel, with real eBPF programs.
+test: setup fmt vet
+	CGO_ENABLED=0 $(GO) test $(TESTFLAGS) ./elf/... ./pkg/... ./internal/...
+	$(GO) test $(TESTFLAGS) ./...
+
+# Kprobes on a kernel that has them (Debian 6.1 under qemu, see tests/vm/).
+test-vm: setup-vm
+	bash tests/vm/run
+
+bench: setup
+	bash tests/bench
+
+demo: setup
+	bash tests/demo
+
+clean:
+	$(GO) clean -testcache
