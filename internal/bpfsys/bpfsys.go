@@ -94,15 +94,18 @@ func Syscall(cmd Cmd, attr unsafe.Pointer, size uintptr) (int, error) {
 	return int(r), nil
 }
 
-// ptr converts a pointer to the __aligned_u64 the kernel expects.
-func ptr(p unsafe.Pointer) uint64 { return uint64(uintptr(p)) }
+// Pointers inside an attr are typed unsafe.Pointer (8 bytes, like the
+// kernel's __aligned_u64 on 64-bit machines), never integers: the Go
+// runtime then keeps what they point to alive and adjusts them when a
+// goroutine's stack moves between building the attr and the syscall.
+// An integer would keep pointing at the old stack.
 
-// bytesPtr is ptr of a slice's first element, or 0 for an empty slice.
-func bytesPtr(b []byte) uint64 {
+// bytesPtr is a pointer to a slice's first element, or nil for an empty slice.
+func bytesPtr(b []byte) unsafe.Pointer {
 	if len(b) == 0 {
-		return 0
+		return nil
 	}
-	return uint64(uintptr(unsafe.Pointer(&b[0])))
+	return unsafe.Pointer(&b[0])
 }
 
 // cstring returns a NUL-terminated copy of s.

@@ -9,8 +9,8 @@ func objInfo(fd int, info unsafe.Pointer, size uint32) error {
 	attr := struct {
 		BpfFd   uint32
 		InfoLen uint32
-		Info    uint64
-	}{BpfFd: uint32(fd), InfoLen: size, Info: ptr(info)}
+		Info    unsafe.Pointer
+	}{BpfFd: uint32(fd), InfoLen: size, Info: info}
 	_, err := Syscall(BPF_OBJ_GET_INFO_BY_FD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	return err
 }

@@ -96,13 +96,13 @@ func MapCreate(attr *MapCreateAttr) (int, error) {
 type mapElemAttr struct {
 	MapFd uint32
 	_     uint32
-	Key   uint64
-	Value uint64 // or next_key
+	Key   unsafe.Pointer
+	Value unsafe.Pointer // or next_key
 	Flags uint64
 }
 
 func elemOp(cmd Cmd, fd int, key, value unsafe.Pointer, flags uint64) error {
-	attr := mapElemAttr{MapFd: uint32(fd), Key: ptr(key), Value: ptr(value), Flags: flags}
+	attr := mapElemAttr{MapFd: uint32(fd), Key: key, Value: value, Flags: flags}
 	_, err := Syscall(cmd, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	return err
 }
@@ -147,10 +147,10 @@ func MapFreeze(fd int) error {
 
 // BatchAttr is the batch member of union bpf_attr.
 type BatchAttr struct {
-	InBatch   uint64
-	OutBatch  uint64
-	Keys      uint64
-	Values    uint64
+	InBatch   unsafe.Pointer
+	OutBatch  unsafe.Pointer
+	Keys      unsafe.Pointer
+	Values    unsafe.Pointer
 	Count     uint32
 	MapFd     uint32
 	ElemFlags uint64
@@ -166,8 +166,8 @@ type BatchAttr struct {
 // error wrapping unix.ENOENT, with *count still valid.
 func MapBatch(cmd Cmd, fd int, inBatch, outBatch, keys, values unsafe.Pointer, count *uint32, elemFlags uint64) error {
 	attr := BatchAttr{
-		InBatch: ptr(inBatch), OutBatch: ptr(outBatch),
-		Keys: ptr(keys), Values: ptr(values),
+		InBatch: inBatch, OutBatch: outBatch,
+		Keys: keys, Values: values,
 		Count: *count, MapFd: uint32(fd), ElemFlags: elemFlags,
 	}
 	_, err := Syscall(cmd, unsafe.Pointer(&attr), unsafe.Sizeof(attr))

@@ -87,11 +87,11 @@ type ProgLoadAttr struct {
 type progLoadAttr struct {
 	ProgType           uint32
 	InsnCnt            uint32
-	Insns              uint64
-	License            uint64
+	Insns              unsafe.Pointer
+	License            unsafe.Pointer
 	LogLevel           uint32
 	LogSize            uint32
-	LogBuf             uint64
+	LogBuf             unsafe.Pointer
 	KernVersion        uint32
 	ProgFlags          uint32
 	ProgName           [16]byte
@@ -124,7 +124,7 @@ func ProgLoad(a *ProgLoadAttr) (int, error) {
 	attr := progLoadAttr{
 		ProgType:           uint32(a.Type),
 		InsnCnt:            uint32(len(a.Insns)),
-		Insns:              ptr(unsafe.Pointer(&a.Insns[0])),
+		Insns:              unsafe.Pointer(&a.Insns[0]),
 		License:            bytesPtr(lic),
 		KernVersion:        a.KernVersion,
 		ProgIfindex:        a.Ifindex,
@@ -165,7 +165,7 @@ func ProgLoad(a *ProgLoadAttr) (int, error) {
 func ObjPin(fd int, path string) error {
 	p := cstring(path)
 	attr := struct {
-		Pathname  uint64
+		Pathname  unsafe.Pointer
 		BpfFd     uint32
 		FileFlags uint32
 	}{Pathname: bytesPtr(p), BpfFd: uint32(fd)}
@@ -178,7 +178,7 @@ func ObjPin(fd int, path string) error {
 func ObjGet(path string) (int, error) {
 	p := cstring(path)
 	attr := struct {
-		Pathname  uint64
+		Pathname  unsafe.Pointer
 		BpfFd     uint32
 		FileFlags uint32
 	}{Pathname: bytesPtr(p)}
@@ -214,7 +214,7 @@ func ProgDetach(targetFd, progFd int, typ AttachType) error {
 func RawTracepointOpen(name string, progFd int) (int, error) {
 	n := cstring(name)
 	attr := struct {
-		Name   uint64
+		Name   unsafe.Pointer
 		ProgFd uint32
 		_      uint32
 	}{Name: bytesPtr(n), ProgFd: uint32(progFd)}
@@ -247,14 +247,14 @@ func ProgTestRun(a *TestRunAttr) error {
 		Retval      uint32
 		DataSizeIn  uint32
 		DataSizeOut uint32
-		DataIn      uint64
-		DataOut     uint64
+		DataIn      unsafe.Pointer
+		DataOut     unsafe.Pointer
 		Repeat      uint32
 		Duration    uint32
 		CtxSizeIn   uint32
 		CtxSizeOut  uint32
-		CtxIn       uint64
-		CtxOut      uint64
+		CtxIn       unsafe.Pointer
+		CtxOut      unsafe.Pointer
 		Flags       uint32
 		CPU         uint32
 		BatchSize   uint32

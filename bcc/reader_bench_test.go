@@ -1,0 +1,392 @@
+package bpf
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"io"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/iovisor/gobpf/internal/testutil"
+)
+
+// The perf delivery benchmark: a separate generator process makes b.N
+// getppid calls in a tight loop; a tracepoint program filtered to its pid
+// submits one 64-byte record per call (perfSource, counting submissions in
+// counts[0]); the benchmark process reads them.
+//
+// Reported metrics:
+//   - records/s: records received / wall time from the generator's start
+//     until the last record was read;
+//   - cpu-ns/record: CPU time (user+system) of the whole benchmark process
+//     over that interval, divided by the records: everything the consumer
+//     side costs, Go runtime and GC included. The generator is another
+//     process, and the BPF program's cost is charged to it;
+//   - thread-cpu-ns/record: the reading goroutine's locked OS thread alone
+//     (RUSAGE_THREAD);
+//   - gen-records/s: the generator's own rate in this run;
+//   - limit-records/s and ratio: the generator's rate with the program
+//     attached and no reader (perf_submit then fails fast with ENOENT: the
+//     upper bound for delivery), and records/s divided by it;
+//   - lost: records the kernel dropped (ring full). The benchmark fails if
+//     received+lost differs from the program's submission count.
+
+const generatorSource = `
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+int main(int argc, char **argv) {
+	long n = argc > 1 ? atol(argv[1]) : 0;
+	char c;
+	if (read(0, &c, 1) != 1) /* wait for the go */
+		return 1;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (long i = 0; i < n; i++)
+		syscall(SYS_getppid);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	printf("%ld\n", (long)((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec)));
+	return 0;
+}
+`
+
+var (
+	readerBenchOnce sync.Once
+	readerBenchMod  *Module
+	readerBenchErr  error
+)
+
+// readerBenchModule compiles, loads and attaches perfSource once; the module
+// lives until the test process exits.
+func readerBenchModule(b *testing.B) *Module {
+	b.Helper()
+	readerBenchOnce.Do(func() {
+		m, err := NewModuleWithError(perfSource, nil)
+		if err != nil {
+			readerBenchErr = err
+			return
+		}
+		fd, err := m.LoadTracepoint("tracepoint__syscalls__sys_enter_getppid")
+		if err == nil {
+			err = m.AttachTracepoint("syscalls:sys_enter_getppid", fd)
+		}
+		if err != nil {
+			m.Close()
+			readerBenchErr = err
+			return
+		}
+		readerBenchMod = m
+	})
+	if readerBenchErr != nil {
+		b.Fatal(readerBenchErr)
+	}
+	return readerBenchMod
+}
+
+// generator is a started generator process waiting for its go.
+type generator struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Reader
+}
+
+func startGenerator(b *testing.B, bin string, n int) *generator {
+	b.Helper()
+	cmd := exec.Command(bin, strconv.Itoa(n))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return &generator{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+}
+
+func (g *generator) pid() int { return g.cmd.Process.Pid }
+
+func (g *generator) go_() { g.stdin.Write([]byte{1}) }
+
+// wait returns the generator's loop time.
+func (g *generator) wait(b *testing.B) time.Duration {
+	b.Helper()
+	line, _ := g.out.ReadString('\n')
+	g.stdin.Close()
+	if err := g.cmd.Wait(); err != nil {
+		b.Fatalf("generator: %v", err)
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+	if err != nil {
+		b.Fatalf("generator printed %q", line)
+	}
+	return time.Duration(ns)
+}
+
+func resetCounts(b *testing.B, m *Module, tgid int) {
+	b.Helper()
+	zero := make([]byte, 8)
+	for k := uint32(0); k < 2; k++ {
+		key := binary.NativeEndian.AppendUint32(nil, k)
+		if err := table(m, "counts").Set(key, zero); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := setU32(m, "config", 0, uint32(tgid)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func counter(b *testing.B, m *Module, k uint32) uint64 {
+	b.Helper()
+	v, err := table(m, "counts").Get(binary.NativeEndian.AppendUint32(nil, k))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return binary.NativeEndian.Uint64(v)
+}
+
+func cpuTime(who int) time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(who, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// limitRate measures the generator with the program attached and nobody
+// reading.
+func limitRate(b *testing.B, m *Module, bin string, n int) float64 {
+	g := startGenerator(b, bin, n)
+	resetCounts(b, m, g.pid())
+	g.go_()
+	d := g.wait(b)
+	if got := counter(b, m, 0); got != uint64(n) {
+		b.Fatalf("program saw %d of %d calls", got, n)
+	}
+	return float64(n) / d.Seconds()
+}
+
+// consumer reads n records (or gives up after idle), on a locked thread,
+// and reports what it got and its thread's CPU time.
+type consumeResult struct {
+	got, lost uint64
+	seqSum    uint64
+	threadCPU time.Duration
+	end       time.Time // when the last record was read
+	err       error
+}
+
+// A consumeFunc reads until it has n records (or ctx ends), storing its
+// count of records received so far in progress.
+type consumeFunc func(ctx context.Context, n uint64, progress *atomic.Uint64) consumeResult
+
+// runDelivery measures the limit, then opens a reader with open and
+// measures delivery through it.
+func runDelivery(b *testing.B, open func(m *Module) (consumeFunc, func())) {
+	m := readerBenchModule(b)
+	bin := testutil.BuildC(b, generatorSource, "-O2")
+	n := b.N
+	limit := limitRate(b, m, bin, max(n, 200000))
+	consume, cleanup := open(m)
+
+	g := startGenerator(b, bin, n)
+	resetCounts(b, m, g.pid())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resc := make(chan consumeResult, 1)
+	b.ResetTimer()
+	cpu0 := cpuTime(unix.RUSAGE_SELF)
+	start := time.Now()
+	var progress atomic.Uint64
+	go func() { resc <- consume(ctx, uint64(n), &progress) }()
+	g.go_()
+	genTime := g.wait(b)
+	// The kernel reports a ring's losses only with its next record, so
+	// the consumer may never see the last ones: once the generator is
+	// done, wait for the records the program did submit (its count of
+	// refused submissions is exact), then stop the consumer.
+	want := uint64(n) - counter(b, m, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	var res consumeResult
+	for res.end.IsZero() {
+		select {
+		case res = <-resc:
+			continue
+		case <-time.After(time.Millisecond):
+		}
+		if progress.Load() >= want || time.Now().After(deadline) {
+			cancel()
+			res = <-resc
+		}
+	}
+	cpu := cpuTime(unix.RUSAGE_SELF) - cpu0
+	b.StopTimer()
+	cleanup()
+	if res.err != nil && res.err != context.Canceled {
+		b.Fatal(res.err)
+	}
+	submitted := counter(b, m, 0)
+	refused := counter(b, m, 1)
+	if submitted != uint64(n) {
+		b.Fatalf("program saw %d of %d calls", submitted, n)
+	}
+	if res.got+refused != submitted || res.lost > refused {
+		b.Fatalf("received %d + refused %d != submitted %d (lost notices %d)", res.got, refused, submitted, res.lost)
+	}
+	if refused == 0 && res.seqSum != uint64(n)*uint64(n-1)/2 {
+		b.Fatalf("record contents: sum of seqs %d, want %d", res.seqSum, uint64(n)*uint64(n-1)/2)
+	}
+	wall := res.end.Sub(start)
+	rate := float64(res.got) / wall.Seconds()
+	b.ReportMetric(rate, "records/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/record")
+	b.ReportMetric(float64(res.threadCPU.Nanoseconds())/float64(n), "thread-cpu-ns/record")
+	b.ReportMetric(float64(refused), "lost")
+	b.ReportMetric(float64(n)/genTime.Seconds(), "gen-records/s")
+	b.ReportMetric(limit, "limit-records/s")
+	b.ReportMetric(rate/limit, "ratio")
+}
+
+func threadCPU() time.Duration { return cpuTime(unix.RUSAGE_THREAD) }
+
+// readerConsumer reads with ReadBatch (batch > 1) or ReadInto (batch 1).
+func readerConsumer(r *PerfReader, batch int) consumeFunc {
+	return func(ctx context.Context, n uint64, progress *atomic.Uint64) (res consumeResult) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		t0 := threadCPU()
+		res.end = time.Now()
+		defer func() { res.threadCPU = threadCPU() - t0 }()
+		recs := make([]Record, batch)
+		for res.got+res.lost < n {
+			k := 1
+			var err error
+			if batch == 1 {
+				err = r.ReadInto(ctx, &recs[0])
+			} else {
+				k, err = r.ReadBatch(ctx, recs)
+			}
+			if err != nil {
+				res.err = err
+				return
+			}
+			for i := range recs[:k] {
+				if l := recs[i].LostSamples; l > 0 {
+					res.lost += l
+					continue
+				}
+				res.seqSum += binary.NativeEndian.Uint64(recs[i].RawSample)
+				res.got++
+			}
+			res.end = time.Now()
+			progress.Store(res.got)
+		}
+		return
+	}
+}
+
+// BenchmarkPerfDelivery: b.N records through 64-page perf rings; run with
+// -benchtime=3000000x for stable numbers (tests/bench does).
+func BenchmarkPerfDelivery(b *testing.B) {
+	reader := func(opts PerfReaderOptions, batch int) func(m *Module) (consumeFunc, func()) {
+		return func(m *Module) (consumeFunc, func()) {
+			r, err := NewPerfReader(table(m, "events"), opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return readerConsumer(r, batch), func() { r.Close() }
+		}
+	}
+	b.Run("ReadBatch", func(b *testing.B) {
+		runDelivery(b, reader(PerfReaderOptions{PageCount: 64}, 256))
+	})
+	b.Run("ReadInto", func(b *testing.B) {
+		runDelivery(b, reader(PerfReaderOptions{PageCount: 64}, 1))
+	})
+	// The classic scheme: a wakeup for every record, one record per read.
+	b.Run("NaiveWakeupEach", func(b *testing.B) {
+		runDelivery(b, reader(PerfReaderOptions{PageCount: 64, Watermark: 1, PollInterval: -1}, 1))
+	})
+	// gobpf's channel API: one channel send per record.
+	b.Run("PerfMapChannel", func(b *testing.B) {
+		runDelivery(b, func(m *Module) (consumeFunc, func()) {
+			recv := make(chan []byte, 4096)
+			lostc := make(chan uint64, 64)
+			pm, err := InitPerfMapWithPageCnt(table(m, "events"), recv, lostc, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pm.Start()
+			consume := func(ctx context.Context, n uint64, progress *atomic.Uint64) (res consumeResult) {
+				res.end = time.Now()
+				for res.got+res.lost < n {
+					select {
+					case d := <-recv:
+						res.seqSum += binary.NativeEndian.Uint64(d)
+						res.got++
+						res.end = time.Now()
+						progress.Store(res.got)
+					case l := <-lostc:
+						res.lost += l
+					case <-ctx.Done():
+						res.err = ctx.Err()
+						return
+					}
+				}
+				return
+			}
+			return consume, func() {
+				go func() { // drain while Stop delivers leftovers
+					for range recv {
+					}
+				}()
+				pm.Stop()
+				close(recv)
+			}
+		})
+	})
+}
+
+// BenchmarkModuleLoadAttach: compile a small module with libbcc, load its
+// tracepoint program, attach it, and close everything.
+func BenchmarkModuleLoadAttach(b *testing.B) {
+	defer testutil.CheckLeaks(b)()
+	src := `
+BPF_ARRAY(counts, u64, 1);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+	int zero = 0;
+	u64 *c = counts.lookup(&zero);
+	if (c)
+		__sync_fetch_and_add(c, 1);
+	return 0;
+}
+`
+	for i := 0; i < b.N; i++ {
+		m, err := NewModuleWithError(src, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fd, err := m.LoadTracepoint("tracepoint__syscalls__sys_enter_getppid")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.AttachTracepoint("syscalls:sys_enter_getppid", fd); err != nil {
+			b.Fatal(err)
+		}
+		m.Close()
+	}
+}

@@ -1,0 +1,337 @@
+package elf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/iovisor/gobpf/internal/bpfsys"
+)
+
+// AttachCgroupProgram attaches a cgroup program to the cgroup (v2)
+// directory cgroupPath. The module's Close detaches it.
+func AttachCgroupProgram(cgroupProg *CgroupProgram, cgroupPath string, attachType AttachType) error {
+	if cgroupProg == nil {
+		return fmt.Errorf("elf: nil cgroup program: %w", ErrNotFound)
+	}
+	b := cgroupProg.mod
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cgroupProg.fd < 0 {
+		return fmt.Errorf("elf: cgroup program %q: %w", cgroupProg.Name, ErrClosed)
+	}
+	path := filepath.Clean(cgroupPath)
+	for _, a := range cgroupProg.attachs {
+		if a.path == path && a.typ == attachType {
+			return fmt.Errorf("elf: %q is already attached to cgroup %q", cgroupProg.Name, path)
+		}
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("elf: error opening cgroup %q: %w", path, err)
+	}
+	if err := bpfsys.ProgAttach(fd, cgroupProg.fd, bpfsys.AttachType(attachType), 0); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("elf: failed to attach %q to cgroup %q: %w", cgroupProg.Name, path, err)
+	}
+	cgroupProg.attachs = append(cgroupProg.attachs, cgroupAttachment{path: path, fd: fd, typ: attachType})
+	return nil
+}
+
+// AttachCgroupProgramFromFd attaches the program progFd to a cgroup. The
+// attachment is not tracked: detach it with bpf(BPF_PROG_DETACH) yourself.
+func AttachCgroupProgramFromFd(progFd int, cgroupPath string, attachType AttachType) error {
+	fd, err := unix.Open(cgroupPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("elf: error opening cgroup %q: %w", cgroupPath, err)
+	}
+	defer unix.Close(fd)
+	if err := bpfsys.ProgAttach(fd, progFd, bpfsys.AttachType(attachType), 0); err != nil {
+		return fmt.Errorf("elf: failed to attach prog to cgroup %q: %w", cgroupPath, err)
+	}
+	return nil
+}
+
+// DetachCgroupProgram detaches a cgroup program from cgroupPath.
+func DetachCgroupProgram(cgroupProg *CgroupProgram, cgroupPath string, attachType AttachType) error {
+	if cgroupProg == nil {
+		return fmt.Errorf("elf: nil cgroup program: %w", ErrNotFound)
+	}
+	b := cgroupProg.mod
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cgroupProg.fd < 0 {
+		return fmt.Errorf("elf: cgroup program %q: %w", cgroupProg.Name, ErrClosed)
+	}
+	path := filepath.Clean(cgroupPath)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("elf: error opening cgroup %q: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := bpfsys.ProgDetach(fd, cgroupProg.fd, bpfsys.AttachType(attachType)); err != nil {
+		return fmt.Errorf("elf: failed to detach %q from cgroup %q: %w", cgroupProg.Name, path, err)
+	}
+	kept := cgroupProg.attachs[:0]
+	for _, a := range cgroupProg.attachs {
+		if a.path == path && a.typ == attachType {
+			unix.Close(a.fd)
+			continue
+		}
+		kept = append(kept, a)
+	}
+	cgroupProg.attachs = kept
+	return nil
+}
+
+func (p *CgroupProgram) detachAll() error {
+	var errs []error
+	for _, a := range p.attachs {
+		if err := bpfsys.ProgDetach(a.fd, p.fd, bpfsys.AttachType(a.typ)); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("elf: detaching %q from cgroup %q: %w", p.Name, a.path, err))
+		}
+		unix.Close(a.fd)
+	}
+	p.attachs = nil
+	return errors.Join(errs...)
+}
+
+// AttachSocketFilter attaches a socket filter to socket sockFd
+// (SO_ATTACH_BPF). The socket keeps the program until it is closed or
+// DetachSocketFilter is called; the module's Close does not detach it.
+func AttachSocketFilter(socketFilter *SocketFilter, sockFd int) error {
+	if socketFilter == nil {
+		return fmt.Errorf("elf: nil socket filter: %w", ErrNotFound)
+	}
+	if socketFilter.fd < 0 {
+		return fmt.Errorf("elf: socket filter %q: %w", socketFilter.Name, ErrClosed)
+	}
+	if err := unix.SetsockoptInt(sockFd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, socketFilter.fd); err != nil {
+		return fmt.Errorf("elf: error attaching BPF socket filter: %w", err)
+	}
+	return nil
+}
+
+// DetachSocketFilter removes the BPF filter of socket sockFd.
+func DetachSocketFilter(socketFilter *SocketFilter, sockFd int) error {
+	if err := unix.SetsockoptInt(sockFd, unix.SOL_SOCKET, unix.SO_DETACH_BPF, 0); err != nil {
+		return fmt.Errorf("elf: error detaching BPF socket filter: %w", err)
+	}
+	return nil
+}
+
+// XDP attach flags (IFLA_XDP_FLAGS).
+const (
+	XDPFlagsUpdateIfNoExist = unix.XDP_FLAGS_UPDATE_IF_NOEXIST
+	XDPFlagsSKBMode         = unix.XDP_FLAGS_SKB_MODE
+	XDPFlagsDrvMode         = unix.XDP_FLAGS_DRV_MODE
+	XDPFlagsHWMode          = unix.XDP_FLAGS_HW_MODE
+)
+
+// Attach attaches the XDP program to network device devName (in the
+// calling thread's network namespace), letting the kernel pick the mode.
+// The module's Close detaches it.
+func (xdpp *XDPProgram) Attach(devName string) error {
+	return xdpp.AttachWithFlags(devName, 0)
+}
+
+// AttachWithFlags is Attach with XDP flags (XDPFlagsSKBMode, ...).
+func (xdpp *XDPProgram) AttachWithFlags(devName string, flags uint32) error {
+	b := xdpp.mod
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if xdpp.fd < 0 {
+		return fmt.Errorf("elf: XDP program %q: %w", xdpp.Name, ErrClosed)
+	}
+	if err := setXDP(devName, xdpp.fd, flags); err != nil {
+		return fmt.Errorf("elf: failed to attach BPF xdp %q to device %s: %w", xdpp.Name, devName, err)
+	}
+	xdpp.attachs[devName] = flags
+	return nil
+}
+
+// Detach detaches the XDP program from every device it was attached to.
+func (xdpp *XDPProgram) Detach() error {
+	b := xdpp.mod
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(xdpp.attachs) == 0 {
+		return fmt.Errorf("elf: XDP program %q isn't attached", xdpp.Name)
+	}
+	return xdpp.detachAll()
+}
+
+func (xdpp *XDPProgram) detachAll() error {
+	var errs []error
+	for _, dev := range sortedKeys(xdpp.attachs) {
+		flags := xdpp.attachs[dev] &^ XDPFlagsUpdateIfNoExist
+		if err := setXDP(dev, -1, flags); err != nil {
+			errs = append(errs, fmt.Errorf("elf: failed to remove BPF xdp %q from device %s: %w", xdpp.Name, dev, err))
+		}
+		delete(xdpp.attachs, dev)
+	}
+	return errors.Join(errs...)
+}
+
+// AttachXDP attaches the XDP program of section secName to devName.
+func (b *Module) AttachXDP(devName string, secName string) error {
+	return b.AttachXDPWithFlags(devName, secName, 0)
+}
+
+// AttachXDPWithFlags attaches an xdp section to a device with flags.
+func (b *Module) AttachXDPWithFlags(devName string, secName string, flags uint32) error {
+	p, ok := b.xdpPrograms[secName]
+	if !ok {
+		return fmt.Errorf("elf: no such XDP hook %q: %w", secName, ErrNotFound)
+	}
+	return p.AttachWithFlags(devName, flags)
+}
+
+// RemoveXDP removes the XDP program attached to devName (whichever it is).
+func (b *Module) RemoveXDP(devName string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var flags uint32
+	for _, p := range b.xdpPrograms {
+		if f, ok := p.attachs[devName]; ok {
+			flags = f &^ XDPFlagsUpdateIfNoExist
+			delete(p.attachs, devName)
+		}
+	}
+	if err := setXDP(devName, -1, flags); err != nil {
+		return fmt.Errorf("elf: failed to remove BPF xdp from device %s: %w", devName, err)
+	}
+	return nil
+}
+
+// setXDP sets (fd >= 0) or clears (fd -1) the XDP program of a device with
+// an RTM_SETLINK netlink request carrying IFLA_XDP{IFLA_XDP_FD, IFLA_XDP_FLAGS}.
+func setXDP(devName string, fd int, flags uint32) error {
+	ifc, err := net.InterfaceByName(devName)
+	if err != nil {
+		return err
+	}
+	return setXDPIndex(ifc.Index, fd, flags)
+}
+
+func nlAttr(typ uint16, payload []byte) []byte {
+	n := unix.SizeofRtAttr + len(payload)
+	b := make([]byte, (n+3)&^3)
+	binary.NativeEndian.PutUint16(b[0:], uint16(n))
+	binary.NativeEndian.PutUint16(b[2:], typ)
+	copy(b[unix.SizeofRtAttr:], payload)
+	return b
+}
+
+func setXDPIndex(ifindex, fd int, flags uint32) error {
+	s, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	defer unix.Close(s)
+	// Ask for extended acks, so that errors come with the kernel's text.
+	_ = unix.SetsockoptInt(s, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1)
+	if err := unix.Bind(s, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("netlink bind: %w", err)
+	}
+	fdb := make([]byte, 4)
+	binary.NativeEndian.PutUint32(fdb, uint32(int32(fd)))
+	inner := nlAttr(unix.IFLA_XDP_FD, fdb)
+	if flags != 0 {
+		fb := make([]byte, 4)
+		binary.NativeEndian.PutUint32(fb, flags)
+		inner = append(inner, nlAttr(unix.IFLA_XDP_FLAGS, fb)...)
+	}
+	xdp := nlAttr(unix.IFLA_XDP|unix.NLA_F_NESTED, inner)
+
+	msg := make([]byte, unix.NLMSG_HDRLEN+unix.SizeofIfInfomsg, unix.NLMSG_HDRLEN+unix.SizeofIfInfomsg+len(xdp))
+	msg = append(msg, xdp...)
+	const seq = 1
+	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:], unix.RTM_SETLINK)
+	binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	binary.NativeEndian.PutUint32(msg[8:], seq)
+	ifi := msg[unix.NLMSG_HDRLEN:]
+	ifi[0] = unix.AF_UNSPEC
+	binary.NativeEndian.PutUint32(ifi[4:], uint32(int32(ifindex)))
+
+	if err := unix.Sendto(s, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("netlink send: %w", err)
+	}
+	buf := make([]byte, 1<<16)
+	for {
+		n, _, err := unix.Recvfrom(s, buf, 0)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return fmt.Errorf("netlink receive: %w", err)
+		}
+		done, err := parseNetlinkAck(buf[:n], seq)
+		if done {
+			return err
+		}
+	}
+}
+
+// parseNetlinkAck looks for the NLMSG_ERROR answering seq in a datagram.
+func parseNetlinkAck(b []byte, seq uint32) (bool, error) {
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l := binary.NativeEndian.Uint32(b[0:])
+		typ := binary.NativeEndian.Uint16(b[4:])
+		flags := binary.NativeEndian.Uint16(b[6:])
+		s := binary.NativeEndian.Uint32(b[8:])
+		if l < unix.NLMSG_HDRLEN || int(l) > len(b) {
+			return true, errors.New("netlink: malformed answer")
+		}
+		body := b[unix.NLMSG_HDRLEN:l]
+		if s == seq && typ == unix.NLMSG_ERROR {
+			if len(body) < 4 {
+				return true, errors.New("netlink: short error message")
+			}
+			code := int32(binary.NativeEndian.Uint32(body))
+			if code == 0 {
+				return true, nil
+			}
+			err := error(unix.Errno(-code))
+			if msg := extAckMsg(body, flags); msg != "" {
+				err = fmt.Errorf("%w (%s)", err, msg)
+			}
+			return true, err
+		}
+		adv := int((l + 3) &^ 3)
+		if adv >= len(b) {
+			break
+		}
+		b = b[adv:]
+	}
+	return false, nil
+}
+
+// extAckMsg extracts NLMSGERR_ATTR_MSG from an extended ack.
+func extAckMsg(body []byte, flags uint16) string {
+	if flags&unix.NLM_F_ACK_TLVS == 0 || len(body) < 4+unix.NLMSG_HDRLEN {
+		return ""
+	}
+	off := 4 + unix.NLMSG_HDRLEN
+	if flags&unix.NLM_F_CAPPED == 0 {
+		off = 4 + int(binary.NativeEndian.Uint32(body[4:]))
+	}
+	off = (off + 3) &^ 3
+	for off+unix.SizeofRtAttr <= len(body) {
+		l := int(binary.NativeEndian.Uint16(body[off:]))
+		t := binary.NativeEndian.Uint16(body[off+2:])
+		if l < unix.SizeofRtAttr || off+l > len(body) {
+			break
+		}
+		if t == unix.NLMSGERR_ATTR_MSG {
+			return cstr(body[off+unix.SizeofRtAttr : off+l])
+		}
+		off += (l + 3) &^ 3
+	}
+	return ""
+}

@@ -1,0 +1,75 @@
+// Package elf loads precompiled eBPF objects (clang -O2 -g -target bpf -c)
+// without libbcc, in pure Go (it builds with CGO_ENABLED=0). Its API follows
+// github.com/iovisor/gobpf/elf.
+//
+//	m := elf.NewModule("prog.o")
+//	if err := m.Load(nil); err != nil { ... } // the verifier log is in err
+//	defer m.Close()
+//	err := m.EnableTracepoint("tracepoint/syscalls/sys_enter_openat")
+//
+// # Sections
+//
+// One program per section, recognised by prefix as gobpf does:
+//
+//	kprobe/FN, kretprobe/FN        Kprobe, EnableKprobe(s)
+//	uprobe/..., uretprobe/...      Uprobe, AttachUprobe(Pid)
+//	tracepoint/CATEGORY/NAME       TracepointProgram, EnableTracepoint
+//	raw_tracepoint/NAME            RawTracepointProgram, EnableTracepoint or EnableRawTracepoint
+//	socket...                      SocketFilter, AttachSocketFilter
+//	cgroup/skb, cgroup/sock        CgroupProgram, AttachCgroupProgram
+//	xdp...                         XDPProgram, Attach / AttachXDP
+//	sched_cls/..., sched_act/...   SchedProgram (load only)
+//
+// Programs may call non-inlined functions in .text (bpf-to-bpf calls).
+// Global data (.data, .rodata, .bss), extern symbols, CO-RE relocations and
+// several programs in one section are rejected with an error.
+//
+// The "license" section holds the license string and the optional
+// "version" section a __u32 kernel version (0xFFFFFFFE: the running kernel).
+//
+// # Maps
+//
+// Classic maps are one struct bpf_map_def per "maps/NAME" section, in
+// gobpf's layout:
+//
+//	struct bpf_map_def {
+//		unsigned int type, key_size, value_size, max_entries, map_flags;
+//		unsigned int pinning;     // PIN_NONE, PIN_OBJECT_NS, PIN_GLOBAL_NS, PIN_CUSTOM_NS
+//		char namespace[256];      // for PIN_GLOBAL_NS
+//	};
+//
+// (definitions of only the first 4 to 6 fields, 16 to 24 bytes, are
+// accepted too). Pinned maps live under /sys/fs/bpf (mounted if needed):
+// PIN_GLOBAL_NS at /sys/fs/bpf/NAMESPACE/globals/NAME, PIN_CUSTOM_NS at
+// /sys/fs/bpf/ + SectionParams.PinPath, PIN_OBJECT_NS at
+// /sys/fs/bpf/gobpf/OBJECT-DIGEST/NAME (one directory per object content).
+// When the pin exists, Load reuses that map (after checking its type and
+// sizes) instead of creating one. CloseExt with Unpin removes a pin.
+//
+// BTF-defined maps in the ".maps" section, as libbpf's bpf_helpers.h
+// writes them, are read from the object's BTF (compile with -g):
+//
+//	struct {
+//		__uint(type, BPF_MAP_TYPE_HASH);
+//		__uint(max_entries, 1024);
+//		__type(key, __u32);      // or __uint(key_size, 4)
+//		__type(value, struct v); // or __uint(value_size, N)
+//		__uint(map_flags, BPF_F_NO_PREALLOC);
+//		__uint(pinning, LIBBPF_PIN_BY_NAME);
+//	} name SEC(".maps");
+//
+// The members type, key_size, value_size, max_entries, map_flags,
+// numa_node (ignored), pinning, key and value are supported; others
+// (values, inner maps, map_extra) are rejected. LIBBPF_PIN_BY_NAME pins at
+// /sys/fs/bpf/NAME, or /sys/fs/bpf/ + SectionParams.PinPath. The BTF itself
+// is not loaded into the kernel. SectionParams and CloseOptions of every
+// map, classic or BTF, are keyed "maps/NAME". A perf event array with
+// max_entries 0 gets one entry per possible CPU.
+//
+// # Closing
+//
+// Close detaches everything the module attached (perf events, kprobe and
+// uprobe events it created, raw tracepoints, XDP, cgroups), stops perf
+// maps and closes every file descriptor; it is safe to call twice. Socket
+// filters stay on their sockets (the socket owns them).
+package elf

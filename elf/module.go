@@ -1,0 +1,521 @@
+package elf
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/iovisor/gobpf/internal/bpfsys"
+)
+
+// Errors returned (wrapped) by this package; match them with errors.Is.
+var (
+	// ErrNotSupported: the running kernel lacks a feature (kprobes, ...).
+	ErrNotSupported = errors.New("not supported by the running kernel")
+	// ErrNotFound: no program or map of that name in the module.
+	ErrNotFound = errors.New("not found")
+	// ErrClosed: the module was closed.
+	ErrClosed = errors.New("module closed")
+	// ErrNotLoaded: Load has not (successfully) run.
+	ErrNotLoaded = errors.New("module not loaded")
+)
+
+const (
+	useCurrentKernelVersion = 0xFFFFFFFE
+	defaultLogSize          = 524288
+)
+
+// Module is an eBPF object file and, once loaded, its maps and programs.
+type Module struct {
+	fileName   string
+	fileReader io.ReaderAt
+
+	mu          sync.Mutex
+	logSize     uint32
+	log         []byte
+	spec        *objectSpec
+	loaded      bool
+	closed      bool
+	compatProbe bool
+
+	maps                  map[string]*Map
+	probes                map[string]*Kprobe
+	uprobes               map[string]*Uprobe
+	cgroupPrograms        map[string]*CgroupProgram
+	socketFilters         map[string]*SocketFilter
+	tracepointPrograms    map[string]*TracepointProgram
+	rawTracepointPrograms map[string]*RawTracepointProgram
+	schedPrograms         map[string]*SchedProgram
+	xdpPrograms           map[string]*XDPProgram
+	perfMaps              map[*PerfMap]bool
+}
+
+// program is what every program kind has in common.
+type program struct {
+	// Name is the ELF section name, e.g. "kprobe/do_sys_open".
+	Name     string
+	fd       int
+	funcName string
+}
+
+// Fd returns the program's file descriptor (-1 once the module is closed).
+func (p *program) Fd() int { return p.fd }
+
+// FuncName returns the name of the C function the program was compiled from.
+func (p *program) FuncName() string { return p.funcName }
+
+// Kprobe is a kprobe/ or kretprobe/ program.
+type Kprobe struct {
+	program
+	efd    int    // perf event, -1 when not enabled
+	event  string // kprobe_events entry to remove on close, if any
+	tracer string // tracefs root used for event
+}
+
+// Uprobe is a uprobe/ or uretprobe/ program.
+type Uprobe struct {
+	program
+	efds   map[string]int // attachment key -> perf event fd
+	events map[string]string
+}
+
+// TracepointProgram is a tracepoint/CATEGORY/NAME program.
+type TracepointProgram struct {
+	program
+	efd int
+}
+
+// RawTracepointProgram is a raw_tracepoint/NAME program.
+type RawTracepointProgram struct {
+	program
+	efd int
+}
+
+// CgroupProgram is a cgroup/skb or cgroup/sock program.
+type CgroupProgram struct {
+	program
+	mod     *Module
+	attachs []cgroupAttachment
+}
+
+type cgroupAttachment struct {
+	path string
+	fd   int
+	typ  AttachType
+}
+
+// SocketFilter is a socket... program.
+type SocketFilter struct {
+	program
+}
+
+// SchedProgram is a sched_cls/ or sched_act/ program.
+type SchedProgram struct {
+	program
+}
+
+// XDPProgram is an xdp... program.
+type XDPProgram struct {
+	program
+	mod     *Module
+	attachs map[string]uint32 // device -> flags used
+}
+
+// AttachType is where a cgroup program attaches (enum bpf_attach_type).
+type AttachType int
+
+// Cgroup attach types.
+const (
+	IngressType    AttachType = iota // BPF_CGROUP_INET_INGRESS
+	EgressType                       // BPF_CGROUP_INET_EGRESS
+	SockCreateType                   // BPF_CGROUP_INET_SOCK_CREATE
+)
+
+// SectionParams changes how Load sets up a section ("maps/NAME" keys;
+// BTF-defined maps use "maps/NAME" too).
+type SectionParams struct {
+	PerfRingBufferPageCount   int
+	SkipPerfMapInitialization bool
+	PinPath                   string // path to be pinned, relative to "/sys/fs/bpf"
+	MapMaxEntries             int    // Used to override bpf map entries size
+}
+
+// CloseOptions tells CloseExt what to do with a map ("maps/NAME" keys).
+type CloseOptions struct {
+	// Set Unpin to true to remove the map's pin as well.
+	Unpin   bool
+	PinPath string
+}
+
+func newModule(logSize uint32) *Module {
+	return &Module{logSize: logSize}
+}
+
+// NewModule returns a module for the object file at fileName. Nothing is
+// read before Load.
+func NewModule(fileName string) *Module {
+	m := newModule(defaultLogSize)
+	m.fileName = fileName
+	return m
+}
+
+// NewModuleFromReader returns a module reading the object from fileReader.
+func NewModuleFromReader(fileReader io.ReaderAt) *Module {
+	m := newModule(defaultLogSize)
+	m.fileReader = fileReader
+	return m
+}
+
+// NewModuleWithLog is NewModule with the verifier log size to ask for.
+func NewModuleWithLog(fileName string, logSize uint32) *Module {
+	m := newModule(logSize)
+	m.fileName = fileName
+	return m
+}
+
+// NewModuleFromReaderWithLog is NewModuleFromReader with a verifier log size.
+func NewModuleFromReaderWithLog(fileReader io.ReaderAt, logSize uint32) *Module {
+	m := newModule(logSize)
+	m.fileReader = fileReader
+	return m
+}
+
+// Log returns the verifier log of the last program the kernel rejected.
+func (b *Module) Log() []byte { return b.log }
+
+// EnableOptionCompatProbe makes Load rewrite kprobe/SyS_NAME and
+// kprobe/sys_NAME sections to the running kernel's syscall symbol.
+func (b *Module) EnableOptionCompatProbe() { b.compatProbe = true }
+
+// parse reads and checks the object without loading anything.
+func (b *Module) parse() (*objectSpec, error) {
+	if b.spec != nil {
+		return b.spec, nil
+	}
+	r := b.fileReader
+	if b.fileName != "" {
+		f, err := os.Open(b.fileName)
+		if err != nil {
+			return nil, fmt.Errorf("elf: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	if r == nil {
+		return nil, errors.New("elf: module has no object file")
+	}
+	spec, err := parseObject(r)
+	if err != nil {
+		return nil, err
+	}
+	b.spec = spec
+	return spec, nil
+}
+
+// Load creates the object's maps and loads its programs. Each ELF section
+// can have parameters that change how it is set up. When Load fails, what it
+// created is released; the module can then only be closed.
+func (b *Module) Load(parameters map[string]SectionParams) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return fmt.Errorf("elf: load: %w", ErrClosed)
+	}
+	if b.loaded {
+		return errors.New("elf: module already loaded")
+	}
+	spec, err := b.parse()
+	if err != nil {
+		return err
+	}
+	b.initMaps()
+	if err := b.load(spec, parameters); err != nil {
+		b.closeAll(nil)
+		b.initMaps()
+		return err
+	}
+	b.loaded = true
+	return nil
+}
+
+func (b *Module) initMaps() {
+	b.maps = map[string]*Map{}
+	b.probes = map[string]*Kprobe{}
+	b.uprobes = map[string]*Uprobe{}
+	b.cgroupPrograms = map[string]*CgroupProgram{}
+	b.socketFilters = map[string]*SocketFilter{}
+	b.tracepointPrograms = map[string]*TracepointProgram{}
+	b.rawTracepointPrograms = map[string]*RawTracepointProgram{}
+	b.schedPrograms = map[string]*SchedProgram{}
+	b.xdpPrograms = map[string]*XDPProgram{}
+	b.perfMaps = map[*PerfMap]bool{}
+}
+
+func (b *Module) load(spec *objectSpec, params map[string]SectionParams) error {
+	version := spec.Version
+	if version == useCurrentKernelVersion {
+		v, err := CurrentKernelVersion()
+		if err != nil {
+			return err
+		}
+		version = v
+	}
+	for _, ms := range spec.Maps {
+		m, err := createMap(ms, spec, params["maps/"+ms.Name])
+		if err != nil {
+			return err
+		}
+		m.module = b
+		b.maps[ms.Name] = m
+	}
+	for _, ps := range spec.Progs {
+		insns := append([]bpfsys.Insn(nil), ps.Insns...)
+		for _, r := range ps.relocs {
+			m, ok := b.maps[r.name]
+			if !ok {
+				return fmt.Errorf("elf: program %q references map %q, which the object does not define", ps.Section, r.name)
+			}
+			insns[r.insn].Regs = insns[r.insn].Regs&0x0f | pseudoMapFD<<4
+			insns[r.insn].Imm = int32(m.fd)
+			insns[r.insn+1].Imm = 0
+		}
+		name := ps.FuncName
+		if name == "" {
+			name = ps.Section
+		}
+		attr := &bpfsys.ProgLoadAttr{
+			Type: ps.Type, Insns: insns, License: spec.License,
+			KernVersion: version, Name: name, LogSize: b.logSize,
+		}
+		if ps.Kind == kindCgroupSock {
+			attr.ExpectedAttachType = bpfsys.BPF_CGROUP_INET_SOCK_CREATE
+		}
+		fd, err := bpfsys.ProgLoad(attr)
+		if err != nil {
+			var ve *bpfsys.VerifierError
+			if errors.As(err, &ve) {
+				b.log = []byte(ve.Log)
+			}
+			return fmt.Errorf("elf: error while loading %q: %w", ps.Section, err)
+		}
+		b.addProgram(ps, fd)
+	}
+	return nil
+}
+
+func (b *Module) addProgram(ps *progSpec, fd int) {
+	p := program{Name: ps.Section, fd: fd, funcName: ps.FuncName}
+	switch ps.Kind {
+	case kindKprobe, kindKretprobe:
+		if b.compatProbe {
+			p.Name = compatSectionName(p.Name)
+		}
+		b.probes[p.Name] = &Kprobe{program: p, efd: -1}
+	case kindUprobe, kindUretprobe:
+		b.uprobes[p.Name] = &Uprobe{program: p, efds: map[string]int{}, events: map[string]string{}}
+	case kindTracepoint:
+		b.tracepointPrograms[p.Name] = &TracepointProgram{program: p, efd: -1}
+	case kindRawTracepoint:
+		b.rawTracepointPrograms[p.Name] = &RawTracepointProgram{program: p, efd: -1}
+	case kindSocketFilter:
+		b.socketFilters[p.Name] = &SocketFilter{program: p}
+	case kindCgroupSkb, kindCgroupSock:
+		b.cgroupPrograms[p.Name] = &CgroupProgram{program: p, mod: b}
+	case kindXDP:
+		b.xdpPrograms[p.Name] = &XDPProgram{program: p, mod: b, attachs: map[string]uint32{}}
+	case kindSchedCls, kindSchedAct:
+		b.schedPrograms[p.Name] = &SchedProgram{program: p}
+	}
+}
+
+func compatSectionName(sec string) string {
+	parts := strings.SplitN(sec, "/", 2)
+	if len(parts) != 2 || !(strings.HasPrefix(parts[1], "SyS_") || strings.HasPrefix(parts[1], "sys_")) {
+		return sec
+	}
+	name := strings.TrimPrefix(strings.TrimPrefix(parts[1], "SyS_"), "sys_")
+	fn, err := GetSyscallFnName(name)
+	if err != nil {
+		return sec
+	}
+	return parts[0] + "/" + fn
+}
+
+// sortedKeys returns m's keys in order, so that iteration is stable.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// iter emits m's values, by name, on a channel it closes at the end. As in
+// gobpf, the caller must drain the channel.
+func iter[V any](m map[string]V) <-chan V {
+	vals := make([]V, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		vals = append(vals, m[k])
+	}
+	ch := make(chan V)
+	go func() {
+		for _, v := range vals {
+			ch <- v
+		}
+		close(ch)
+	}()
+	return ch
+}
+
+// IterKprobes emits the module's kprobes and kretprobes.
+func (b *Module) IterKprobes() <-chan *Kprobe { return iter(b.probes) }
+
+// IterUprobes emits the module's uprobes and uretprobes.
+func (b *Module) IterUprobes() <-chan *Uprobe { return iter(b.uprobes) }
+
+// IterCgroupProgram emits the module's cgroup programs.
+func (b *Module) IterCgroupProgram() <-chan *CgroupProgram { return iter(b.cgroupPrograms) }
+
+// IterTracepointProgram emits the module's tracepoint programs.
+func (b *Module) IterTracepointProgram() <-chan *TracepointProgram {
+	return iter(b.tracepointPrograms)
+}
+
+// IterRawTracepointProgram emits the module's raw tracepoint programs.
+func (b *Module) IterRawTracepointProgram() <-chan *RawTracepointProgram {
+	return iter(b.rawTracepointPrograms)
+}
+
+// IterSocketFilter emits the module's socket filters.
+func (b *Module) IterSocketFilter() <-chan *SocketFilter { return iter(b.socketFilters) }
+
+// IterSchedProgram emits the module's sched_cls/sched_act programs.
+func (b *Module) IterSchedProgram() <-chan *SchedProgram { return iter(b.schedPrograms) }
+
+// IterXDPProgram emits the module's XDP programs.
+func (b *Module) IterXDPProgram() <-chan *XDPProgram { return iter(b.xdpPrograms) }
+
+// IterMaps emits the module's maps.
+func (b *Module) IterMaps() <-chan *Map { return iter(b.maps) }
+
+// Kprobe returns the kprobe/kretprobe of that section name, or nil.
+func (b *Module) Kprobe(name string) *Kprobe { return b.probes[name] }
+
+// Uprobe returns the uprobe/uretprobe of that section name, or nil.
+func (b *Module) Uprobe(name string) *Uprobe { return b.uprobes[name] }
+
+// UprobeProgram is Uprobe.
+func (b *Module) UprobeProgram(name string) *Uprobe { return b.uprobes[name] }
+
+// CgroupProgram returns the cgroup program of that section name, or nil.
+func (b *Module) CgroupProgram(name string) *CgroupProgram { return b.cgroupPrograms[name] }
+
+// SocketFilter returns the socket filter of that section name, or nil.
+func (b *Module) SocketFilter(name string) *SocketFilter { return b.socketFilters[name] }
+
+// TracepointProgram returns the tracepoint program of that section name, or nil.
+func (b *Module) TracepointProgram(name string) *TracepointProgram {
+	return b.tracepointPrograms[name]
+}
+
+// RawTracepointProgram returns the raw tracepoint program of that section name, or nil.
+func (b *Module) RawTracepointProgram(name string) *RawTracepointProgram {
+	return b.rawTracepointPrograms[name]
+}
+
+// SchedProgram returns the sched_cls/sched_act program of that section name, or nil.
+func (b *Module) SchedProgram(name string) *SchedProgram { return b.schedPrograms[name] }
+
+// XDPProgram returns the XDP program of that section name, or nil.
+func (b *Module) XDPProgram(name string) *XDPProgram { return b.xdpPrograms[name] }
+
+// Map returns the map of that name, or nil.
+func (b *Module) Map(name string) *Map { return b.maps[name] }
+
+// UpdateKprobeNameForHandler renames the kprobe loaded from section handler
+// to newKprobeName (e.g. "kprobe/other_function") before EnableKprobe.
+func (b *Module) UpdateKprobeNameForHandler(handler, newKprobeName string) error {
+	p, ok := b.probes[handler]
+	if !ok {
+		return fmt.Errorf("elf: no such handler %q in kprobe mapping: %w", handler, ErrNotFound)
+	}
+	p.Name = newKprobeName
+	return nil
+}
+
+// Close detaches every program this module attached (perf events, kprobe
+// and uprobe events, XDP, cgroups), stops perf map readers and closes all
+// file descriptors. Pinned maps stay pinned (see CloseExt). Close can be
+// called more than once.
+func (b *Module) Close() error { return b.CloseExt(nil) }
+
+// CloseExt is Close with per-map options keyed "maps/NAME": Unpin removes
+// the map's pin (PinPath overrides the path for PIN_CUSTOM_NS maps).
+func (b *Module) CloseExt(options map[string]CloseOptions) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	return b.closeAll(options)
+}
+
+func (b *Module) closeAll(options map[string]CloseOptions) error {
+	var errs []error
+	for pm := range b.perfMaps {
+		pm.stop()
+	}
+	for _, k := range sortedKeys(b.probes) {
+		errs = append(errs, b.probes[k].close())
+	}
+	for _, k := range sortedKeys(b.uprobes) {
+		errs = append(errs, b.uprobes[k].close())
+	}
+	for _, k := range sortedKeys(b.tracepointPrograms) {
+		p := b.tracepointPrograms[k]
+		errs = append(errs, closeFD(&p.efd), closeFD(&p.fd))
+	}
+	for _, k := range sortedKeys(b.rawTracepointPrograms) {
+		p := b.rawTracepointPrograms[k]
+		errs = append(errs, closeFD(&p.efd), closeFD(&p.fd))
+	}
+	for _, k := range sortedKeys(b.cgroupPrograms) {
+		p := b.cgroupPrograms[k]
+		errs = append(errs, p.detachAll(), closeFD(&p.fd))
+	}
+	for _, k := range sortedKeys(b.xdpPrograms) {
+		p := b.xdpPrograms[k]
+		errs = append(errs, p.detachAll(), closeFD(&p.fd))
+	}
+	for _, k := range sortedKeys(b.socketFilters) {
+		errs = append(errs, closeFD(&b.socketFilters[k].fd))
+	}
+	for _, k := range sortedKeys(b.schedPrograms) {
+		errs = append(errs, closeFD(&b.schedPrograms[k].fd))
+	}
+	for _, k := range sortedKeys(b.maps) {
+		errs = append(errs, b.maps[k].close(options["maps/"+k]))
+	}
+	return errors.Join(errs...)
+}
+
+// closeFD closes *fd if it is open and marks it closed.
+func closeFD(fd *int) error {
+	if *fd < 0 {
+		return nil
+	}
+	err := unix.Close(*fd)
+	*fd = -1
+	if err != nil {
+		return fmt.Errorf("elf: close: %w", err)
+	}
+	return nil
+}

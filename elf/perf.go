@@ -1,0 +1,157 @@
+package elf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/iovisor/gobpf/internal/bpfsys"
+	"github.com/iovisor/gobpf/internal/perfring"
+)
+
+// PerfMap reads the records BPF programs write to a perf event array with
+// bpf_perf_event_output, and sends them to a channel.
+type PerfMap struct {
+	name         string
+	module       *Module
+	receiverChan chan []byte
+	lostChan     chan uint64
+	timestamp    func(*[]byte) uint64
+
+	mu      sync.Mutex
+	reader  *perfring.PerfReader
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started bool
+	stopped bool
+}
+
+// InitPerfMap sets up the perf rings of the perf event array mapName (one
+// per online CPU, SectionParams.PerfRingBufferPageCount pages each, 8 by
+// default): from now on the kernel keeps the records until PollStart sends
+// them to receiverChan. Lost-record counts go to lostChan when it is not
+// nil. Each record is the program's data as the kernel delivers it: padded
+// so that its length plus 4 is a multiple of 8.
+func InitPerfMap(b *Module, mapName string, receiverChan chan []byte, lostChan chan uint64) (*PerfMap, error) {
+	if b == nil {
+		return nil, errors.New("elf: nil module")
+	}
+	if receiverChan == nil {
+		return nil, errors.New("elf: receiverChan is nil")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, fmt.Errorf("elf: %w", ErrClosed)
+	}
+	m, ok := b.maps[mapName]
+	if !ok {
+		return nil, fmt.Errorf("elf: no map with name %s: %w", mapName, ErrNotFound)
+	}
+	if m.def.Type != uint32(bpfsys.BPF_MAP_TYPE_PERF_EVENT_ARRAY) {
+		return nil, fmt.Errorf("elf: map %s is not a perf event array (type %d)", mapName, m.def.Type)
+	}
+	r, err := perfring.NewPerfReader(m.fd, perfring.PerfReaderOptions{PageCount: m.pageCount})
+	if err != nil {
+		return nil, fmt.Errorf("elf: perf map %s: %w", mapName, err)
+	}
+	pm := &PerfMap{name: mapName, module: b, receiverChan: receiverChan, lostChan: lostChan, reader: r}
+	b.perfMaps[pm] = true
+	return pm, nil
+}
+
+// SetTimestampFunc registers a function that extracts a timestamp from a
+// record (typically bpf_ktime_get_ns() written by the program): records
+// read together are then sent in timestamp order.
+func (pm *PerfMap) SetTimestampFunc(timestamp func(*[]byte) uint64) {
+	pm.timestamp = timestamp
+}
+
+// PollStart starts sending records to the channels, from a goroutine.
+func (pm *PerfMap) PollStart() {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	if pm.started || pm.stopped {
+		return
+	}
+	pm.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	pm.cancel = cancel
+	pm.done = make(chan struct{})
+	go pm.poll(ctx)
+}
+
+func (pm *PerfMap) poll(ctx context.Context) {
+	defer func() {
+		close(pm.receiverChan)
+		if pm.lostChan != nil {
+			close(pm.lostChan)
+		}
+		close(pm.done)
+	}()
+	recs := make([]perfring.Record, 64)
+	for {
+		for i := range recs {
+			recs[i].RawSample = nil // each record sent gets its own slice
+		}
+		n, err := pm.reader.ReadBatch(ctx, recs)
+		if err != nil {
+			return
+		}
+		batch := recs[:n]
+		if pm.timestamp != nil {
+			sort.SliceStable(batch, func(i, j int) bool {
+				if batch[i].LostSamples != 0 || batch[j].LostSamples != 0 {
+					return false
+				}
+				return pm.timestamp(&batch[i].RawSample) < pm.timestamp(&batch[j].RawSample)
+			})
+		}
+		for _, rec := range batch {
+			if rec.LostSamples != 0 {
+				if pm.lostChan == nil {
+					continue
+				}
+				select {
+				case pm.lostChan <- rec.LostSamples:
+				case <-ctx.Done():
+					return
+				}
+				continue
+			}
+			select {
+			case pm.receiverChan <- rec.RawSample:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// PollStop stops the polling goroutine and releases the perf rings. When
+// PollStart ran, the channels are closed by the sender side: callers must
+// not close them.
+func (pm *PerfMap) PollStop() {
+	pm.stop()
+	pm.module.mu.Lock()
+	delete(pm.module.perfMaps, pm)
+	pm.module.mu.Unlock()
+}
+
+func (pm *PerfMap) stop() {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	if pm.stopped {
+		return
+	}
+	pm.stopped = true
+	if pm.started {
+		pm.cancel()
+		pm.reader.Close()
+		<-pm.done
+	} else {
+		pm.reader.Close()
+	}
+}

@@ -1,0 +1,461 @@
+package perfring
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/iovisor/gobpf/internal/bpfsys"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults for PerfReaderOptions.
+const (
+	DefaultPageCount    = 64
+	DefaultPollInterval = 3 * time.Millisecond
+)
+
+// PerfReaderOptions tunes a PerfReader. The zero value is sensible.
+type PerfReaderOptions struct {
+	// PageCount is the size of each CPU's ring in pages: a power of two.
+	// 0 means DefaultPageCount (64 pages, 256 KiB with 4 KiB pages).
+	PageCount int
+	// Watermark is how many bytes of records must be pending in a ring
+	// before the kernel wakes the reader. 0 means a quarter of the ring;
+	// 1 wakes the reader for every record (the costly classic behaviour).
+	// It must be smaller than the ring.
+	Watermark int
+	// PollInterval bounds the latency of records that sit below the
+	// watermark: while it has nothing to read, the reader looks at the
+	// rings at least this often. 0 means DefaultPollInterval (3 ms);
+	// negative disables polling (records then wait for the watermark).
+	PollInterval time.Duration
+}
+
+// perf_event_mmap_page field offsets (include/uapi/linux/perf_event.h).
+const (
+	offDataHead   = 1024
+	offDataTail   = 1032
+	offDataOffset = 1040
+	offDataSize   = 1048
+)
+
+// perfRing is one CPU's ring: the mmap'd metadata page and data area.
+type perfRing struct {
+	cpu   int
+	fd    int    // perf event fd; -1 for rings built over test memory
+	mem   []byte // the whole mapping
+	headp *uint64
+	tailp *uint64
+	data  []byte
+	mask  uint64
+
+	head   uint64 // producer position last loaded
+	tail   uint64 // our read position
+	stored uint64 // last tail written back to the kernel
+	flush  uint64 // write the tail back after consuming this many bytes
+}
+
+// newPerfRing interprets mem (a metadata page followed by a power-of-two
+// data area) as a perf ring.
+func newPerfRing(cpu int, mem []byte, pageSize int) (*perfRing, error) {
+	if len(mem) < 2*pageSize || pageSize < offDataSize+8 {
+		return nil, fmt.Errorf("perfring: ring mapping of %d bytes is too small", len(mem))
+	}
+	off := binary.LittleEndian.Uint64(mem[offDataOffset:])
+	size := binary.LittleEndian.Uint64(mem[offDataSize:])
+	if size == 0 { // kernels before 4.1 leave these zero
+		off, size = uint64(pageSize), uint64(len(mem)-pageSize)
+	}
+	if size&(size-1) != 0 || off+size > uint64(len(mem)) {
+		return nil, fmt.Errorf("perfring: bad ring geometry (offset %d, size %d, mapping %d)", off, size, len(mem))
+	}
+	r := &perfRing{
+		cpu:   cpu,
+		fd:    -1,
+		mem:   mem,
+		headp: (*uint64)(unsafe.Pointer(&mem[offDataHead])),
+		tailp: (*uint64)(unsafe.Pointer(&mem[offDataTail])),
+		data:  mem[off : off+size],
+		mask:  size - 1,
+		flush: size / 4,
+	}
+	r.tail = atomic.LoadUint64(r.tailp)
+	r.head, r.stored = r.tail, r.tail
+	return r, nil
+}
+
+// refresh writes our position back and loads the producer's; it reports
+// whether records are pending.
+func (r *perfRing) refresh() bool {
+	if r.stored != r.tail {
+		atomic.StoreUint64(r.tailp, r.tail)
+		r.stored = r.tail
+	}
+	r.head = atomic.LoadUint64(r.headp)
+	return r.head != r.tail
+}
+
+// copyAt copies len(dst) bytes of the ring from position pos, wrapping
+// around the end of the data area.
+func (r *perfRing) copyAt(dst []byte, pos uint64) {
+	n := copy(dst, r.data[pos&r.mask:])
+	if n < len(dst) {
+		copy(dst[n:], r.data)
+	}
+}
+
+// next consumes records of the current snapshot (tail..head) until one is
+// for the caller (a sample or a lost notice), which it stores in rec. It
+// returns false when the snapshot is exhausted.
+func (r *perfRing) next(rec *Record) (bool, error) {
+	for r.tail != r.head {
+		var hdr [8]byte
+		pos := r.tail
+		if off := pos & r.mask; off+8 <= uint64(len(r.data)) {
+			copy(hdr[:], r.data[off:off+8])
+		} else {
+			r.copyAt(hdr[:], pos)
+		}
+		typ := binary.LittleEndian.Uint32(hdr[0:])
+		size := uint64(binary.LittleEndian.Uint16(hdr[6:]))
+		if size < 8 || size > r.head-pos {
+			r.tail = r.head
+			r.refresh()
+			return false, fmt.Errorf("perfring: corrupt record on cpu %d (size %d, %d bytes pending); skipped the rest of the ring", r.cpu, size, r.head-pos)
+		}
+		r.tail = pos + size
+		if r.tail-r.stored >= r.flush {
+			atomic.StoreUint64(r.tailp, r.tail)
+			r.stored = r.tail
+		}
+		switch typ {
+		case unix.PERF_RECORD_SAMPLE:
+			if size < 12 {
+				return false, fmt.Errorf("perfring: short sample record on cpu %d", r.cpu)
+			}
+			var b [4]byte
+			r.copyAt(b[:], pos+8)
+			n := uint64(binary.LittleEndian.Uint32(b[:]))
+			if 12+n > size {
+				return false, fmt.Errorf("perfring: sample of %d bytes overflows its %d-byte record on cpu %d", n, size, r.cpu)
+			}
+			rec.CPU, rec.LostSamples = r.cpu, 0
+			if off := (pos + 12) & r.mask; off+n <= uint64(len(r.data)) {
+				rec.RawSample = append(rec.RawSample[:0], r.data[off:off+n]...)
+			} else {
+				if uint64(cap(rec.RawSample)) < n {
+					rec.RawSample = make([]byte, n)
+				}
+				rec.RawSample = rec.RawSample[:n]
+				r.copyAt(rec.RawSample, pos+12)
+			}
+			return true, nil
+		case unix.PERF_RECORD_LOST:
+			if size < 24 {
+				return false, fmt.Errorf("perfring: short lost record on cpu %d", r.cpu)
+			}
+			var b [8]byte
+			r.copyAt(b[:], pos+16)
+			rec.CPU, rec.LostSamples, rec.RawSample = r.cpu, binary.LittleEndian.Uint64(b[:]), rec.RawSample[:0]
+			return true, nil
+		}
+		// Other record types carry nothing for us: skip them.
+	}
+	return false, nil
+}
+
+// PerfReader reads a BPF_MAP_TYPE_PERF_EVENT_ARRAY through one ring per
+// online CPU.
+type PerfReader struct {
+	mu     sync.Mutex // held by readers; Close takes it to free the rings
+	mapFD  int        // our dup of the perf event array
+	rings  []*perfRing
+	poll   *poller
+	pollMs int
+	cur    int // ring to look at first
+}
+
+// NewPerfReader opens a perf ring on each online CPU, stores the rings in
+// the perf event array mapFD at the CPU's index, and returns a reader over
+// them. The reader keeps its own reference to the map; Close removes the
+// rings from it.
+func NewPerfReader(mapFD int, opts PerfReaderOptions) (*PerfReader, error) {
+	info, err := bpfsys.GetMapInfo(mapFD)
+	if err != nil {
+		return nil, fmt.Errorf("perfring: map fd %d: %w", mapFD, err)
+	}
+	if info.Type != bpfsys.BPF_MAP_TYPE_PERF_EVENT_ARRAY {
+		return nil, fmt.Errorf("perfring: map %q is of type %d, not a perf event array", info.Name, info.Type)
+	}
+	pages := opts.PageCount
+	if pages == 0 {
+		pages = DefaultPageCount
+	}
+	if pages < 0 || pages&(pages-1) != 0 || pages > 1<<20 {
+		return nil, fmt.Errorf("perfring: page count %d is not a power of two", opts.PageCount)
+	}
+	pageSize := os.Getpagesize()
+	size := pages * pageSize
+	wm := opts.Watermark
+	if wm == 0 {
+		wm = size / 4
+	}
+	if wm < 0 || wm >= size {
+		return nil, fmt.Errorf("perfring: watermark %d must be in [1, %d)", opts.Watermark, size)
+	}
+	pollMs := -1
+	if opts.PollInterval >= 0 {
+		iv := opts.PollInterval
+		if iv == 0 {
+			iv = DefaultPollInterval
+		}
+		pollMs = int((iv + time.Millisecond - 1) / time.Millisecond)
+	}
+	cpus, err := onlineCPUs()
+	if err != nil {
+		return nil, err
+	}
+	if max := cpus[len(cpus)-1]; max >= int(info.MaxEntries) {
+		return nil, fmt.Errorf("perfring: perf event array %q has %d entries but CPU %d is online", info.Name, info.MaxEntries, max)
+	}
+	dup, err := unix.FcntlInt(uintptr(mapFD), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("perfring: dup map fd: %w", err)
+	}
+	r := &PerfReader{mapFD: dup, pollMs: pollMs}
+	if r.poll, err = newPoller(); err != nil {
+		unix.Close(dup)
+		return nil, err
+	}
+	for _, cpu := range cpus {
+		ring, err := openPerfRing(cpu, 1+pages, pageSize, wm)
+		if err != nil {
+			r.free()
+			return nil, err
+		}
+		r.rings = append(r.rings, ring)
+		if err := r.poll.add(ring.fd, int32(len(r.rings)-1)); err != nil {
+			r.free()
+			return nil, err
+		}
+		key, val := uint32(cpu), uint32(ring.fd)
+		if err := bpfsys.MapUpdateElem(r.mapFD, unsafe.Pointer(&key), unsafe.Pointer(&val), bpfsys.BPF_ANY); err != nil {
+			r.free()
+			return nil, fmt.Errorf("perfring: storing cpu %d's ring in %q: %w", cpu, info.Name, err)
+		}
+	}
+	return r, nil
+}
+
+func openPerfRing(cpu, pages, pageSize, watermark int) (*perfRing, error) {
+	attr := unix.PerfEventAttr{
+		Type:        unix.PERF_TYPE_SOFTWARE,
+		Config:      unix.PERF_COUNT_SW_BPF_OUTPUT,
+		Size:        uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
+		Sample:      1,
+		Sample_type: unix.PERF_SAMPLE_RAW,
+		Wakeup:      uint32(watermark),
+		Bits:        unix.PerfBitWatermark | unix.PerfBitDisabled,
+	}
+	fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("perfring: perf_event_open on cpu %d: %w", cpu, err)
+	}
+	mem, err := unix.Mmap(fd, 0, pages*pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("perfring: mmap of cpu %d's ring (%d pages): %w", cpu, pages, err)
+	}
+	ring, err := newPerfRing(cpu, mem, pageSize)
+	if err == nil {
+		ring.fd = fd
+		err = unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0)
+	}
+	if err != nil {
+		unix.Munmap(mem)
+		unix.Close(fd)
+		return nil, fmt.Errorf("perfring: cpu %d: %w", cpu, err)
+	}
+	return ring, nil
+}
+
+// free releases everything; the caller holds mu or is the only user.
+func (r *PerfReader) free() {
+	for _, ring := range r.rings {
+		key := uint32(ring.cpu)
+		bpfsys.MapDeleteElem(r.mapFD, unsafe.Pointer(&key))
+		unix.Munmap(ring.mem)
+		unix.Close(ring.fd)
+	}
+	r.rings = nil
+	unix.Close(r.mapFD)
+	r.poll.close()
+}
+
+// Close removes the rings from the map and frees them. A blocked Read
+// returns ErrClosed at once. Close is idempotent.
+func (r *PerfReader) Close() error {
+	if r.poll.closed.Swap(true) {
+		return nil
+	}
+	r.poll.wake()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.free()
+	return nil
+}
+
+// next finds the next record over all rings, taking the rings in turn so
+// that a busy CPU cannot starve the others.
+func (r *PerfReader) next(rec *Record) (bool, error) {
+	n := len(r.rings)
+	for i := 0; i < n; i++ {
+		ring := r.rings[r.cur]
+		if ring.tail != ring.head || ring.refresh() {
+			ok, err := ring.next(rec)
+			if ring.tail == ring.head {
+				r.cur++
+				if r.cur == n {
+					r.cur = 0
+				}
+			}
+			if ok || err != nil {
+				return ok, err
+			}
+			continue
+		}
+		r.cur++
+		if r.cur == n {
+			r.cur = 0
+		}
+	}
+	return false, nil
+}
+
+func ctxDone(ctx context.Context) error {
+	if done := ctx.Done(); done != nil {
+		select {
+		case <-done:
+			return ctx.Err()
+		default:
+		}
+	}
+	return nil
+}
+
+// Read waits for the next record.
+func (r *PerfReader) Read(ctx context.Context) (Record, error) {
+	var rec Record
+	err := r.ReadInto(ctx, &rec)
+	return rec, err
+}
+
+// ReadInto waits for the next record and stores it in rec, reusing
+// rec.RawSample's capacity.
+func (r *PerfReader) ReadInto(ctx context.Context, rec *Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if r.poll.closed.Load() {
+			return ErrClosed
+		}
+		if err := ctxDone(ctx); err != nil {
+			return err
+		}
+		if ok, err := r.next(rec); ok || err != nil {
+			return err
+		}
+		if err := r.poll.wait(ctx, r.pollMs); err != nil {
+			return err
+		}
+	}
+}
+
+// ReadBatch waits until at least one record is available, then fills recs
+// with as many pending records as fit (reusing each RawSample's capacity)
+// and returns how many it stored.
+func (r *PerfReader) ReadBatch(ctx context.Context, recs []Record) (int, error) {
+	if len(recs) == 0 {
+		return 0, errors.New("perfring: ReadBatch needs a non-empty slice")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if r.poll.closed.Load() {
+			return 0, ErrClosed
+		}
+		if err := ctxDone(ctx); err != nil {
+			return 0, err
+		}
+		if k, err := r.fill(recs); k > 0 || err != nil {
+			return k, err
+		}
+		if err := r.poll.wait(ctx, r.pollMs); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// ReadAvailable fills recs with records already in the rings without
+// blocking; it returns 0 when there are none.
+func (r *PerfReader) ReadAvailable(recs []Record) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.poll.closed.Load() {
+		return 0, ErrClosed
+	}
+	return r.fill(recs)
+}
+
+func (r *PerfReader) fill(recs []Record) (int, error) {
+	k := 0
+	for k < len(recs) {
+		ok, err := r.next(&recs[k])
+		if err != nil {
+			if k > 0 {
+				return k, nil // report the error on the next call
+			}
+			return 0, err
+		}
+		if !ok {
+			break
+		}
+		k++
+	}
+	for _, ring := range r.rings {
+		if ring.stored != ring.tail { // hand the space back before the caller works on the batch
+			atomic.StoreUint64(ring.tailp, ring.tail)
+			ring.stored = ring.tail
+		}
+	}
+	return k, nil
+}
+
+// Pause stops the kernel from writing to this reader's rings (programs'
+// bpf_perf_event_output calls then fail); records already written stay
+// readable. Resume undoes it.
+func (r *PerfReader) Pause() error { return r.ioctlAll(unix.PERF_EVENT_IOC_DISABLE) }
+
+// Resume lets the kernel write to the rings again after Pause.
+func (r *PerfReader) Resume() error { return r.ioctlAll(unix.PERF_EVENT_IOC_ENABLE) }
+
+func (r *PerfReader) ioctlAll(req uint) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.poll.closed.Load() {
+		return ErrClosed
+	}
+	for _, ring := range r.rings {
+		if err := unix.IoctlSetInt(ring.fd, req, 0); err != nil {
+			return fmt.Errorf("perfring: cpu %d: %w", ring.cpu, err)
+		}
+	}
+	return nil
+}
