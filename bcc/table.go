@@ -306,28 +306,11 @@ func (t *Table) end() { t.g.mu.RUnlock() }
 
 var errZeroTable = fmt.Errorf("bpf: Table not made by NewTable: %w", ErrNotFound)
 
-// Syscall arguments are passed to the kernel as integers, which Go's stack
-// copying does not adjust; escapes forces what p points to onto the heap
-// so that a stack growth cannot move it under the kernel's feet.
-//
-//go:noinline
-func escapes(p unsafe.Pointer) {
-	if escapeSinkOn {
-		escapeSink = p
-	}
-}
-
-var (
-	escapeSinkOn bool
-	escapeSink   unsafe.Pointer
-)
-
 // bptr returns a pointer to b's first byte (nil for an empty slice).
 func bptr(b []byte) unsafe.Pointer {
 	if len(b) == 0 {
 		return nil
 	}
-	escapes(unsafe.Pointer(&b[0]))
 	return unsafe.Pointer(&b[0])
 }
 
@@ -432,7 +415,6 @@ func (t *Table) GetP(key unsafe.Pointer) (unsafe.Pointer, error) {
 	if t.err != nil {
 		return nil, t.err
 	}
-	escapes(key)
 	leaf := make([]byte, t.valueSize+1) // +1: never a zero-size buffer
 	if err := t.lookup(key, unsafe.Pointer(&leaf[0])); err != nil {
 		return nil, t.opError("Table.GetP", nil, err)
@@ -499,8 +481,6 @@ func (t *Table) SetP(key, leaf unsafe.Pointer) error {
 	if t.err != nil {
 		return t.err
 	}
-	escapes(key)
-	escapes(leaf)
 	if err := t.update(key, leaf, bpfsys.BPF_ANY); err != nil {
 		return t.opError("Table.SetP", nil, err)
 	}
@@ -524,7 +504,6 @@ func (t *Table) DeleteP(key unsafe.Pointer) error {
 	if t.err != nil {
 		return t.err
 	}
-	escapes(key)
 	if err := t.remove(key); err != nil {
 		return t.opError("Table.DeleteP", nil, err)
 	}

@@ -101,8 +101,6 @@ func (tt *TypedTable[K, V]) Get(key K) (V, error) {
 		return v, err
 	}
 	kp, vp := unsafe.Pointer(&key), unsafe.Pointer(&v)
-	escapes(kp)
-	escapes(vp)
 	if err := tt.t.lookup(kp, vp); err != nil {
 		var zero V
 		return zero, tt.t.opError("TypedTable.Get", bytesOf(&key), err)
@@ -113,13 +111,11 @@ func (tt *TypedTable[K, V]) Get(key K) (V, error) {
 // Set stores value at key (for per-CPU tables, on every CPU).
 func (tt *TypedTable[K, V]) Set(key K, value V) error {
 	kp := unsafe.Pointer(&key)
-	escapes(kp)
 	var vp unsafe.Pointer
 	if tt.t.PerCPU() {
 		vp = bptr(tt.t.replicate(bytesOf(&value)))
 	} else {
 		vp = unsafe.Pointer(&value)
-		escapes(vp)
 	}
 	if err := tt.t.update(kp, vp, bpfsys.BPF_ANY); err != nil {
 		return tt.t.opError("TypedTable.Set", bytesOf(&key), err)
@@ -131,7 +127,6 @@ func (tt *TypedTable[K, V]) Set(key K, value V) error {
 // wrapping ErrKeyNotExist.
 func (tt *TypedTable[K, V]) Delete(key K) error {
 	kp := unsafe.Pointer(&key)
-	escapes(kp)
 	if err := tt.t.remove(kp); err != nil {
 		return tt.t.opError("TypedTable.Delete", bytesOf(&key), err)
 	}
