@@ -99,7 +99,9 @@ var stderrMu sync.Mutex
 // verifier log and attach failures to stderr rather than returning them.
 // A goroutine drains the pipe while f runs so that a large output cannot
 // block the writer. Anything else the process writes to fd 2 meanwhile is
-// captured too.
+// captured too. A child process that inherited the redirected fd 2 cannot
+// hold the capture open: once f returns, what is in the pipe is taken and
+// the rest ignored.
 func captureStderr(f func()) string {
 	stderrMu.Lock()
 	defer stderrMu.Unlock()
@@ -108,46 +110,60 @@ func captureStderr(f func()) string {
 		f()
 		return ""
 	}
-	saved, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		unix.Close(p[0])
 		unix.Close(p[1])
 		f()
 		return ""
 	}
+	defer unix.Close(wake)
+	defer unix.Close(p[0])
+	saved, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
+	if err == nil {
+		if _, err = unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK); err == nil {
+			err = unix.Dup3(p[1], 2, 0)
+		}
+		if err != nil {
+			unix.Close(saved)
+		}
+	}
+	unix.Close(p[1])
+	if err != nil {
+		f()
+		return ""
+	}
 	done := make(chan []byte, 1)
 	go func() {
 		var out []byte
-		buf := make([]byte, 4096)
+		buf := make([]byte, 16<<10)
+		stopping := false
 		for {
 			n, err := unix.Read(p[0], buf)
 			if n > 0 {
 				out = append(out, buf[:n]...)
+				continue
 			}
 			if err == unix.EINTR {
 				continue
 			}
-			if n <= 0 {
+			if err != unix.EAGAIN || stopping {
+				break // EOF, an error, or drained after f returned
+			}
+			fds := []unix.PollFd{{Fd: int32(p[0]), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
+			if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
 				break
 			}
+			stopping = fds[1].Revents != 0
 		}
 		done <- out
 	}()
-	if err := unix.Dup3(p[1], 2, 0); err != nil {
-		unix.Close(p[1])
-		<-done
-		unix.Close(p[0])
-		unix.Close(saved)
-		f()
-		return ""
-	}
-	unix.Close(p[1])
 	f()
-	unix.Dup3(saved, 2, 0) // also drops the pipe's last write end
+	unix.Dup3(saved, 2, 0) // drops the pipe's last write end in this process
 	unix.Close(saved)
-	out := <-done
-	unix.Close(p[0])
-	return string(out)
+	one := [8]byte{1}
+	unix.Write(wake, one[:])
+	return string(<-done)
 }
 
 // NewModule compiles code with libbcc. It returns nil on failure, as

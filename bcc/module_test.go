@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -184,5 +186,30 @@ func TestGetSyscallFnName(t *testing.T) {
 		if got := findSyscallPrefix(p); got != tc.want {
 			t.Errorf("findSyscallPrefix(%q) = %q, want %q", tc.syms, got, tc.want)
 		}
+	}
+}
+
+// TestCaptureStderrInheritedFD checks that a child holding the redirected
+// fd 2 does not keep the capture (and every compile after it) waiting.
+func TestCaptureStderrInheritedFD(t *testing.T) {
+	var cmd *exec.Cmd
+	start := time.Now()
+	out := captureStderr(func() {
+		cmd = exec.Command("sleep", "10")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Error(err)
+		}
+		unix.Write(2, []byte("captured-text\n"))
+	})
+	if cmd.Process != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("capture took %v with a child holding the pipe", d)
+	}
+	if out != "captured-text\n" {
+		t.Errorf("captured %q", out)
 	}
 }

@@ -41,6 +41,8 @@ import (
 //     received+lost differs from the program's submission count.
 
 const generatorSource = `
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -52,6 +54,12 @@ int main(int argc, char **argv) {
 	char c;
 	if (read(0, &c, 1) != 1) /* wait for the go */
 		return 1;
+	if (argc > 2) { /* pin to one CPU: the reader gets the other */
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(atoi(argv[2]), &set);
+		sched_setaffinity(0, sizeof set, &set);
+	}
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (long i = 0; i < n; i++)
@@ -104,7 +112,9 @@ type generator struct {
 
 func startGenerator(b *testing.B, bin string, n int) *generator {
 	b.Helper()
-	cmd := exec.Command(bin, strconv.Itoa(n))
+	// Pin the generator to the last CPU so that it and the reader do not
+	// take turns on one core (the scheduler otherwise may stack them).
+	cmd := exec.Command(bin, strconv.Itoa(n), strconv.Itoa(runtime.NumCPU()-1))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
