@@ -1,6 +1,8 @@
 // Command execsnoop prints every program executed on the system, from the
 // sched:sched_process_exec tracepoint (or syscalls:sys_enter_execve where
-// that is missing), through a perf map:
+// that is missing), through a BPF ring buffer read with the context-aware
+// reader (or, with -perf, through a perf map and gobpf's channel API, for
+// kernels older than 5.8):
 //
 //	PID     PPID    COMM             FILENAME
 //	4242    4200    ls               /usr/bin/ls
@@ -10,6 +12,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -29,11 +32,31 @@ struct exec_event {
 	char filename[256];
 };
 
+#ifdef USE_PERF
 BPF_PERF_OUTPUT(events);
+#else
+BPF_RINGBUF_OUTPUT(events, 64);
+// The kernel does not tell the reader about records the ring had no room
+// for: count them here.
+BPF_ARRAY(dropped, u64, 1);
+#endif
 
 static inline void fill(struct exec_event *e) {
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+}
+
+static inline void submit(void *ctx, struct exec_event *e) {
+#ifdef USE_PERF
+	events.perf_submit(ctx, e, sizeof(*e));
+#else
+	if (events.ringbuf_output(e, sizeof(*e), 0) < 0) {
+		int zero = 0;
+		u64 *d = dropped.lookup(&zero);
+		if (d)
+			__sync_fetch_and_add(d, 1);
+	}
+#endif
 }
 
 // After a successful exec: comm is already the new program's.
@@ -42,7 +65,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec) {
 	fill(&e);
 	unsigned short off = args->data_loc_filename & 0xFFFF;
 	bpf_probe_read_kernel_str(&e.filename, sizeof(e.filename), (char *)args + off);
-	events.perf_submit(args, &e, sizeof(e));
+	submit(args, &e);
 	return 0;
 }
 
@@ -51,7 +74,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_execve) {
 	struct exec_event e = {};
 	fill(&e);
 	bpf_probe_read_user_str(&e.filename, sizeof(e.filename), args->filename);
-	events.perf_submit(args, &e, sizeof(e));
+	submit(args, &e);
 	return 0;
 }
 `
@@ -92,15 +115,20 @@ func ppid(pid uint32) string {
 func main() {
 	duration := flag.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	count := flag.Int("count", 0, "stop after this many events (0: no limit)")
+	usePerf := flag.Bool("perf", false, "use a perf map (kernels before 5.8) instead of a ring buffer")
 	flag.Parse()
-	if err := run(*duration, *count); err != nil {
+	if err := run(*duration, *count, *usePerf); err != nil {
 		fmt.Fprintln(os.Stderr, "execsnoop:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, count int) error {
-	m, err := bpf.NewModuleWithError(source, nil)
+func run(duration time.Duration, count int, usePerf bool) error {
+	var cflags []string
+	if usePerf {
+		cflags = append(cflags, "-DUSE_PERF")
+	}
+	m, err := bpf.NewModuleWithError(source, cflags)
 	if err != nil {
 		return err
 	}
@@ -126,9 +154,71 @@ func run(duration time.Duration, count int) error {
 		return fmt.Errorf("no exec tracepoint could be attached")
 	}
 
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if duration > 0 {
+		var c context.CancelFunc
+		ctx, c = context.WithTimeout(ctx, duration)
+		defer c()
+	}
+	table := bpf.NewTable(m.TableId("events"), m)
+	seen := 0
+	print := func(data []byte) (done bool, err error) {
+		var e execEvent
+		if err := binary.Read(bytes.NewReader(data), binary.NativeEndian, &e); err != nil {
+			return true, fmt.Errorf("decoding event: %w", err)
+		}
+		fmt.Printf("%-7d %-7s %-16s %s\n", e.Pid, ppid(e.Pid), cstr(e.Comm[:]), cstr(e.Filename[:]))
+		seen++
+		return count > 0 && seen >= count, nil
+	}
+	if usePerf {
+		return readPerf(ctx, table, attached, print)
+	}
+	return readRing(ctx, m, table, attached, print)
+}
+
+func header(attached, via string) {
+	fmt.Printf("tracing exec with the tracepoint %s through a %s\n", attached, via)
+	fmt.Printf("%-7s %-7s %-16s %s\n", "PID", "PPID", "COMM", "FILENAME")
+}
+
+// readRing reads the ring buffer with the context-aware reader, reusing one
+// record buffer, until ctx ends or print says it is done.
+func readRing(ctx context.Context, m *bpf.Module, table *bpf.Table, attached string, print func([]byte) (bool, error)) error {
+	r, err := bpf.NewRingBufReader(table)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	dropped := bpf.NewTable(m.TableId("dropped"), m)
+	defer func() {
+		if v, err := dropped.Get(make([]byte, 4)); err == nil {
+			if n := binary.NativeEndian.Uint64(v); n > 0 {
+				fmt.Fprintf(os.Stderr, "%d events dropped: the ring buffer was full\n", n)
+			}
+		}
+	}()
+	header(attached, "ring buffer")
+	var rec bpf.Record
+	for {
+		if err := r.ReadInto(ctx, &rec); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if done, err := print(rec.RawSample); done || err != nil {
+			return err
+		}
+	}
+}
+
+// readPerf reads the perf map through gobpf's channel API.
+func readPerf(ctx context.Context, table *bpf.Table, attached string, print func([]byte) (bool, error)) error {
 	events := make(chan []byte, 256)
 	lost := make(chan uint64, 8)
-	pm, err := bpf.InitPerfMap(bpf.NewTable(m.TableId("events"), m), events, lost)
+	pm, err := bpf.InitPerfMap(table, events, lost)
 	if err != nil {
 		return err
 	}
@@ -149,34 +239,16 @@ func run(duration time.Duration, count int) error {
 		pm.Stop()
 		close(done)
 	}()
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	var timeout <-chan time.Time
-	if duration > 0 {
-		timeout = time.After(duration)
-	}
-	fmt.Printf("tracing exec with the tracepoint %s\n", attached)
-	fmt.Printf("%-7s %-7s %-16s %s\n", "PID", "PPID", "COMM", "FILENAME")
-	seen := 0
+	header(attached, "perf map")
 	for {
 		select {
 		case data := <-events:
-			var e execEvent
-			if err := binary.Read(bytes.NewReader(data), binary.NativeEndian, &e); err != nil {
-				return fmt.Errorf("decoding event: %w", err)
-			}
-			fmt.Printf("%-7d %-7s %-16s %s\n", e.Pid, ppid(e.Pid), cstr(e.Comm[:]), cstr(e.Filename[:]))
-			seen++
-			if count > 0 && seen >= count {
-				return nil
+			if done, err := print(data); done || err != nil {
+				return err
 			}
 		case n := <-lost:
 			fmt.Fprintf(os.Stderr, "lost %d events\n", n)
-		case <-sig:
-			return nil
-		case <-timeout:
+		case <-ctx.Done():
 			return nil
 		}
 	}
