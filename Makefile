@@ -4,7 +4,7 @@ GOFLAGS  ?=
 TESTFLAGS ?= -count=1 -timeout 12m
 export GOFLAGS
 
-.PHONY: all build setup setup-vm test test-unit test-vm bench demo fmt vet lint clean
+.PHONY: all build setup setup-vm test test-vm fuzz bench demo fmt vet clean
 
 all: build
 
@@ -27,6 +27,13 @@ fmt:
 test: setup fmt vet
 	CGO_ENABLED=0 $(GO) test $(TESTFLAGS) ./elf/... ./pkg/... ./internal/...
 	$(GO) test $(TESTFLAGS) ./...
+	$(MAKE) fuzz
+
+# Short, bounded fuzzing of the parsers that take untrusted input.
+FUZZTIME ?= 20s
+fuzz:
+	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzNewModule$$' -fuzztime $(FUZZTIME) ./elf/
+	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzReadCPURange$$' -fuzztime 5s ./pkg/cpurange/
 
 # Kprobes on a kernel that has them (Debian 6.1 under qemu, see tests/vm/).
 test-vm: setup-vm
