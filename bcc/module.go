@@ -317,7 +317,7 @@ const maxLogSize = 16 << 20
 // fd. logLevel and logSize ask the verifier for a log (0, 0 for none); a
 // rejection returns a *LoadError whose message holds the verifier log,
 // retrying with log level 1 when the first attempt produced none.
-func (m *Module) Load(name string, progType int, logLevel, logSize uint32) (int, error) {
+func (m *Module) Load(name string, progType int, logLevel, logSize uint) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p, err := m.ptr()
@@ -348,7 +348,7 @@ func (m *Module) Load(name string, progType int, logLevel, logSize uint32) (int,
 	return fd, nil
 }
 
-func (m *Module) loadOnce(p unsafe.Pointer, cname *C.char, start unsafe.Pointer, size C.size_t, progType int, logLevel, logSize uint32) (int, string, error) {
+func (m *Module) loadOnce(p unsafe.Pointer, cname *C.char, start unsafe.Pointer, size C.size_t, progType int, logLevel, logSize uint) (int, string, error) {
 	var buf []byte
 	var bufp *C.char
 	if logSize > 0 {
