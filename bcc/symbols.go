@@ -128,6 +128,47 @@ func (c *SymbolCache) Resolve(addr uint64) (Symbol, error) {
 	return s, nil
 }
 
+// GetSymbolByAddr returns the (mangled) name of the function containing
+// addr in process pid, or in the kernel when pid is -1; "" when no function
+// contains it. Each call builds a fresh libbcc symbol cache: for many
+// addresses use NewSymbolCache and SymbolCache.Resolve.
+func (m *Module) GetSymbolByAddr(addr uint64, pid int) string {
+	return symbolByAddr(addr, pid, false)
+}
+
+// GetDemangleSymbolByAddr is GetSymbolByAddr returning the demangled name
+// (for C++ and Rust functions; other names are unchanged).
+func (m *Module) GetDemangleSymbolByAddr(addr uint64, pid int) string {
+	return symbolByAddr(addr, pid, true)
+}
+
+func symbolByAddr(addr uint64, pid int, demangle bool) string {
+	if pid < 0 {
+		pid = -1
+	}
+	p := C.bcc_symcache_new(C.int(pid), nil)
+	if p == nil {
+		return ""
+	}
+	defer C.bcc_free_symcache(p, C.int(pid))
+	var sym C.struct_bcc_symbol
+	if demangle {
+		defer C.bcc_symbol_free_demangle_name(&sym)
+		if C.bcc_symcache_resolve(p, C.uint64_t(addr), &sym) < 0 {
+			return ""
+		}
+		if sym.demangle_name != nil {
+			return C.GoString(sym.demangle_name)
+		}
+	} else if C.bcc_symcache_resolve_no_demangle(p, C.uint64_t(addr), &sym) < 0 {
+		return ""
+	}
+	if sym.name == nil {
+		return ""
+	}
+	return C.GoString(sym.name)
+}
+
 var (
 	kernelAliasOnce sync.Once
 	kernelAliasMap  map[uint64]string

@@ -125,6 +125,9 @@ func createMap(ms *mapSpec, spec *objectSpec, params SectionParams) (*Map, error
 		}
 		def.MaxEntries = uint32(n)
 	}
+	if params.PerfRingBufferBackward || params.PerfRingBufferOverwritable {
+		return nil, fmt.Errorf("elf: map %q: backward/overwritable perf rings: %w", ms.Name, ErrNotSupported)
+	}
 	m := &Map{Name: ms.Name, fd: -1, def: def, pageCount: 8}
 	if params.PerfRingBufferPageCount > 0 {
 		pc := params.PerfRingBufferPageCount

@@ -144,6 +144,13 @@ type SectionParams struct {
 	SkipPerfMapInitialization bool
 	PinPath                   string // path to be pinned, relative to "/sys/fs/bpf"
 	MapMaxEntries             int    // Used to override bpf map entries size
+	// PerfRingBufferBackward and PerfRingBufferOverwritable ask for
+	// backward-written, overwritable perf rings (gobpf's
+	// DumpBackward/SwapAndDumpBackward flight-recorder mode). They are not
+	// implemented: Load fails with an error wrapping ErrNotSupported when
+	// either is set, rather than silently giving forward rings.
+	PerfRingBufferBackward     bool
+	PerfRingBufferOverwritable bool
 }
 
 // CloseOptions tells CloseExt what to do with a map ("maps/NAME" keys).
