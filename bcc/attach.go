@@ -364,12 +364,13 @@ func (m *Module) attachUprobe(attachType int, name, symbol string, fd, pid int) 
 		return err
 	}
 	defer m.mu.Unlock()
-	return m.attachUprobeLocked(kind, attachType, what, path, off, fd, pid)
+	return m.attachUprobeLocked(kind, attachType, what, "", path, off, fd, pid)
 }
 
-// attachUprobeLocked places a uprobe at file offset off of path. m.mu is held.
-func (m *Module) attachUprobeLocked(kind byte, attachType int, what, path string, off uint64, fd, pid int) error {
-	ev := m.nextEventName(kind, fmt.Sprintf("%s_%x", filepath.Base(path), off))
+// attachUprobeLocked places a uprobe at file offset off of path; evPrefix
+// starts the target part of its event name. m.mu is held.
+func (m *Module) attachUprobeLocked(kind byte, attachType int, what, evPrefix, path string, off uint64, fd, pid int) error {
+	ev := m.nextEventName(kind, fmt.Sprintf("%s%s_%x", evPrefix, filepath.Base(path), off))
 	cev := C.CString(ev)
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
@@ -450,7 +451,7 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 	defer m.mu.Unlock()
 	n := len(m.detach)
 	for _, t := range targets {
-		if err := m.attachUprobeLocked(kind, attachType, what+" ("+t.sym+")", t.path, t.off, fd, pid); err != nil {
+		if err := m.attachUprobeLocked(kind, attachType, what+" ("+t.sym+")", "", t.path, t.off, fd, pid); err != nil {
 			for i := len(m.detach) - 1; i >= n; i-- {
 				m.detach[i]()
 			}

@@ -281,22 +281,8 @@ func (t *Table) BatchUpdate(keys, values []byte) (int, error) {
 	if err != nil || n == 0 {
 		return 0, err
 	}
-	if batchState(opUpdate, t.mapType) >= 0 {
-		count := uint32(n)
-		if err := t.begin(); err != nil {
-			return 0, err
-		}
-		err := bpfsys.MapUpdateBatch(t.fd, bptr(keys), bptr(values), &count, bpfsys.BPF_ANY)
-		t.end()
-		switch {
-		case err == nil:
-			setBatchState(opUpdate, t.mapType, 1)
-			return int(count), nil
-		case count == 0 && batchUnsupported(err) && batchState(opUpdate, t.mapType) == 0:
-			setBatchState(opUpdate, t.mapType, -1)
-		default:
-			return int(count), t.batchElemError(op, keys, int(count), err)
-		}
+	if k, done, err := t.writeBatch(op, opUpdate, keys, values, n); done {
+		return k, err
 	}
 	ks, vs := t.keySize, t.valueSize
 	for i := 0; i < n; i++ {
@@ -306,6 +292,30 @@ func (t *Table) BatchUpdate(keys, values []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// writeBatch issues the batch command bop (opUpdate, or opDelete with nil
+// values) for the n keys in keys unless the kernel is known to lack it.
+// done is false when the caller must fall back to per-key syscalls.
+func (t *Table) writeBatch(op string, bop batchOp, keys, values []byte, n int) (k int, done bool, err error) {
+	if batchState(bop, t.mapType) < 0 {
+		return 0, false, nil
+	}
+	count := uint32(n)
+	if err := t.begin(); err != nil {
+		return 0, true, err
+	}
+	err = bpfsys.MapBatch(batchCmds[bop], t.fd, nil, nil, bptr(keys), bptr(values), &count, bpfsys.BPF_ANY)
+	t.end()
+	switch {
+	case err == nil:
+		setBatchState(bop, t.mapType, 1)
+		return int(count), true, nil
+	case count == 0 && batchUnsupported(err) && batchState(bop, t.mapType) == 0:
+		setBatchState(bop, t.mapType, -1)
+		return 0, false, nil
+	}
+	return int(count), true, t.batchElemError(op, keys, int(count), err)
 }
 
 // batchElemError describes a batch that failed at entry i.
@@ -337,22 +347,8 @@ func (t *Table) BatchDelete(keys []byte) (int, error) {
 
 func (t *Table) deleteKeys(keys []byte, n int) (int, error) {
 	const op = "Table.BatchDelete"
-	if batchState(opDelete, t.mapType) >= 0 {
-		count := uint32(n)
-		if err := t.begin(); err != nil {
-			return 0, err
-		}
-		err := bpfsys.MapDeleteBatch(t.fd, bptr(keys), &count)
-		t.end()
-		switch {
-		case err == nil:
-			setBatchState(opDelete, t.mapType, 1)
-			return int(count), nil
-		case count == 0 && batchUnsupported(err) && batchState(opDelete, t.mapType) == 0:
-			setBatchState(opDelete, t.mapType, -1)
-		default:
-			return int(count), t.batchElemError(op, keys, int(count), err)
-		}
+	if k, done, err := t.writeBatch(op, opDelete, keys, nil, n); done {
+		return k, err
 	}
 	ks := t.keySize
 	for i := 0; i < n; i++ {

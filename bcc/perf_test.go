@@ -380,36 +380,7 @@ func TestPerfReaderContext(t *testing.T) {
 			i++
 		}
 	}
-	testReaderWakeups(t, r.Read, r.Close)
-}
-
-func testReaderWakeups(t *testing.T, read func(context.Context) (Record, error), close func() error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error)
-	go func() { _, err := read(ctx); errc <- err }()
-	time.Sleep(30 * time.Millisecond)
-	start := time.Now()
-	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Read after cancel: %v", err)
-	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("cancel took %v to wake Read", d)
-	}
-	go func() { _, err := read(context.Background()); errc <- err }()
-	time.Sleep(30 * time.Millisecond)
-	start = time.Now()
-	close()
-	if err := <-errc; !errors.Is(err, ErrClosed) {
-		t.Fatalf("Read after Close: %v", err)
-	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("Close took %v to wake Read", d)
-	}
-	if err := close(); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReaderWakeups(t, r.Read, r.Close, ErrClosed)
 }
 
 // TestReadersClosedWithModule: Module.Close stops perf maps and ring

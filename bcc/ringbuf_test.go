@@ -211,5 +211,5 @@ func TestRingBufReaderContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecord(t, rec.RawSample, base+100, false)
-	testReaderWakeups(t, r.Read, r.Close)
+	testutil.ReaderWakeups(t, r.Read, r.Close, ErrClosed)
 }

@@ -27,8 +27,6 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // USDTContext holds the user statically defined tracepoints (USDT probes)
@@ -464,38 +462,13 @@ func (m *Module) attachUSDT(u *USDTContext) error {
 		if err := m.begin(what); err != nil {
 			return err
 		}
-		err = m.attachUSDTLocked(what, path, off, fd, up.pid)
+		// libbcc set the semaphores of a process's probes in the process, so
+		// no reference counter offset is passed.
+		err = m.attachUprobeLocked('p', BPF_PROBE_ENTRY, what, "usdt_", path, off, fd, up.pid)
 		m.mu.Unlock()
 		if err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// attachUSDTLocked places a uprobe at file offset off of path. The
-// semaphores of a process's probes were set by libbcc in the process, so
-// no reference counter offset is passed. m.mu is held.
-func (m *Module) attachUSDTLocked(what, path string, off uint64, fd, pid int) error {
-	ev := m.nextEventName('p', fmt.Sprintf("usdt_%s_%x", filepath.Base(path), off))
-	cev := C.CString(ev)
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	var res C.int
-	var err error
-	printed := captureStderr(func() {
-		res, err = C.bpf_attach_uprobe(C.int(fd), C.BPF_PROBE_ENTRY, cev, cpath, C.uint64_t(off), C.pid_t(pid), 0)
-	})
-	if res < 0 {
-		C.free(unsafe.Pointer(cev))
-		return attachFailure(what, errnoOf(err, unix.EINVAL), printed)
-	}
-	pfd := res
-	m.detach = append(m.detach, func() error {
-		C.bpf_close_perf_event_fd(pfd)
-		captureStderr(func() { C.bpf_detach_uprobe(cev) })
-		C.free(unsafe.Pointer(cev))
-		return nil
-	})
 	return nil
 }

@@ -12,27 +12,45 @@ import (
 	"github.com/iovisor/gobpf/internal/bpfsys"
 )
 
+// lock locks p's module and checks that p is still loaded. On success the
+// caller must unlock p.mod.mu.
+func (p *CgroupProgram) lock() error {
+	if p == nil {
+		return fmt.Errorf("elf: nil cgroup program: %w", ErrNotFound)
+	}
+	p.mod.mu.Lock()
+	if p.fd < 0 {
+		p.mod.mu.Unlock()
+		return fmt.Errorf("elf: cgroup program %q: %w", p.Name, ErrClosed)
+	}
+	return nil
+}
+
+// openCgroup opens the cgroup (v2) directory path.
+func openCgroup(path string) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("elf: error opening cgroup %q: %w", path, err)
+	}
+	return fd, nil
+}
+
 // AttachCgroupProgram attaches a cgroup program to the cgroup (v2)
 // directory cgroupPath. The module's Close detaches it.
 func AttachCgroupProgram(cgroupProg *CgroupProgram, cgroupPath string, attachType AttachType) error {
-	if cgroupProg == nil {
-		return fmt.Errorf("elf: nil cgroup program: %w", ErrNotFound)
+	if err := cgroupProg.lock(); err != nil {
+		return err
 	}
-	b := cgroupProg.mod
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if cgroupProg.fd < 0 {
-		return fmt.Errorf("elf: cgroup program %q: %w", cgroupProg.Name, ErrClosed)
-	}
+	defer cgroupProg.mod.mu.Unlock()
 	path := filepath.Clean(cgroupPath)
 	for _, a := range cgroupProg.attachs {
 		if a.path == path && a.typ == attachType {
 			return fmt.Errorf("elf: %q is already attached to cgroup %q", cgroupProg.Name, path)
 		}
 	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := openCgroup(path)
 	if err != nil {
-		return fmt.Errorf("elf: error opening cgroup %q: %w", path, err)
+		return err
 	}
 	if err := bpfsys.ProgAttach(fd, cgroupProg.fd, bpfsys.AttachType(attachType), 0); err != nil {
 		unix.Close(fd)
@@ -45,9 +63,9 @@ func AttachCgroupProgram(cgroupProg *CgroupProgram, cgroupPath string, attachTyp
 // AttachCgroupProgramFromFd attaches the program progFd to a cgroup. The
 // attachment is not tracked: detach it with bpf(BPF_PROG_DETACH) yourself.
 func AttachCgroupProgramFromFd(progFd int, cgroupPath string, attachType AttachType) error {
-	fd, err := unix.Open(cgroupPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := openCgroup(cgroupPath)
 	if err != nil {
-		return fmt.Errorf("elf: error opening cgroup %q: %w", cgroupPath, err)
+		return err
 	}
 	defer unix.Close(fd)
 	if err := bpfsys.ProgAttach(fd, progFd, bpfsys.AttachType(attachType), 0); err != nil {
@@ -58,19 +76,14 @@ func AttachCgroupProgramFromFd(progFd int, cgroupPath string, attachType AttachT
 
 // DetachCgroupProgram detaches a cgroup program from cgroupPath.
 func DetachCgroupProgram(cgroupProg *CgroupProgram, cgroupPath string, attachType AttachType) error {
-	if cgroupProg == nil {
-		return fmt.Errorf("elf: nil cgroup program: %w", ErrNotFound)
+	if err := cgroupProg.lock(); err != nil {
+		return err
 	}
-	b := cgroupProg.mod
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if cgroupProg.fd < 0 {
-		return fmt.Errorf("elf: cgroup program %q: %w", cgroupProg.Name, ErrClosed)
-	}
+	defer cgroupProg.mod.mu.Unlock()
 	path := filepath.Clean(cgroupPath)
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := openCgroup(path)
 	if err != nil {
-		return fmt.Errorf("elf: error opening cgroup %q: %w", path, err)
+		return err
 	}
 	defer unix.Close(fd)
 	if err := bpfsys.ProgDetach(fd, cgroupProg.fd, bpfsys.AttachType(attachType)); err != nil {

@@ -163,28 +163,26 @@ func ProgLoad(a *ProgLoadAttr) (int, error) {
 
 // ObjPin pins fd at path on a bpffs.
 func ObjPin(fd int, path string) error {
+	_, err := objPath(BPF_OBJ_PIN, path, fd)
+	return err
+}
+
+// ObjGet opens the object pinned at path.
+func ObjGet(path string) (int, error) {
+	return objPath(BPF_OBJ_GET, path, 0)
+}
+
+// objPath issues BPF_OBJ_PIN or BPF_OBJ_GET for path and fd.
+func objPath(cmd Cmd, path string, fd int) (int, error) {
 	p := cstring(path)
 	attr := struct {
 		Pathname  unsafe.Pointer
 		BpfFd     uint32
 		FileFlags uint32
 	}{Pathname: bytesPtr(p), BpfFd: uint32(fd)}
-	_, err := Syscall(BPF_OBJ_PIN, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	r, err := Syscall(cmd, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	keep(p)
-	return err
-}
-
-// ObjGet opens the object pinned at path.
-func ObjGet(path string) (int, error) {
-	p := cstring(path)
-	attr := struct {
-		Pathname  unsafe.Pointer
-		BpfFd     uint32
-		FileFlags uint32
-	}{Pathname: bytesPtr(p)}
-	fd, err := Syscall(BPF_OBJ_GET, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
-	keep(p)
-	return fd, err
+	return r, err
 }
 
 type progAttachAttr struct {

@@ -3,7 +3,6 @@ package perfring
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"runtime"
 	"sync"
 	"testing"
@@ -180,20 +179,7 @@ func TestPerfReaderRecords(t *testing.T) {
 				}
 			}
 			for i := uint64(0); i < burst; {
-				var got []Record
-				if seq%2 == 0 {
-					if err := r.ReadInto(ctx, &rec); err != nil {
-						t.Fatal(err)
-					}
-					got = []Record{rec}
-				} else {
-					k, err := r.ReadBatch(ctx, recs)
-					if err != nil {
-						t.Fatal(err)
-					}
-					got = recs[:k]
-				}
-				for _, g := range got {
+				for _, g := range readSome(t, ctx, r, seq%2 == 0, &rec, recs) {
 					want := seqRecord(uint64(cpu)<<32 | (seq + i))
 					if g.CPU != cpu || g.LostSamples != 0 || len(g.RawSample) != recSize+4 || string(g.RawSample[:recSize]) != string(want) {
 						t.Fatalf("record %d on cpu %d: got cpu %d lost %d %x", seq+i, cpu, g.CPU, g.LostSamples, g.RawSample)
@@ -284,7 +270,7 @@ func TestPerfReaderWakeups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testWakeups(t, r.Read, r.Close)
+	testutil.ReaderWakeups(t, r.Read, r.Close, ErrClosed)
 }
 
 func TestRingBufWakeups(t *testing.T) {
@@ -294,49 +280,7 @@ func TestRingBufWakeups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testWakeups(t, r.Read, r.Close)
-}
-
-func testWakeups(t *testing.T, read func(context.Context) (Record, error), close func() error) {
-	t.Helper()
-	// Context cancellation.
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error)
-	go func() { _, err := read(ctx); errc <- err }()
-	time.Sleep(50 * time.Millisecond)
-	start := time.Now()
-	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Read after cancel: %v", err)
-	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("Read took %v to notice cancellation", d)
-	}
-	// Deadline.
-	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	if _, err := read(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Read past deadline: %v", err)
-	}
-	// Close.
-	go func() { _, err := read(context.Background()); errc <- err }()
-	time.Sleep(50 * time.Millisecond)
-	start = time.Now()
-	if err := close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; !errors.Is(err, ErrClosed) {
-		t.Fatalf("Read after Close: %v", err)
-	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("Close took %v to wake Read", d)
-	}
-	if err := close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if _, err := read(context.Background()); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Read on closed reader: %v", err)
-	}
+	testutil.ReaderWakeups(t, r.Read, r.Close, ErrClosed)
 }
 
 func TestRingBufRecords(t *testing.T) {
@@ -370,20 +314,7 @@ func TestRingBufRecords(t *testing.T) {
 		}
 		seq += burst
 		for next < seq {
-			var got []Record
-			if seq%2 == 0 {
-				if err := r.ReadInto(ctx, &rec); err != nil {
-					t.Fatal(err)
-				}
-				got = []Record{rec}
-			} else {
-				k, err := r.ReadBatch(ctx, recs)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = recs[:k]
-			}
-			for _, g := range got {
+			for _, g := range readSome(t, ctx, r, seq%2 == 0, &rec, recs) {
 				if g.CPU != -1 || string(g.RawSample) != string(seqRecord(next)) {
 					t.Fatalf("record %d: got cpu %d %x", next, g.CPU, g.RawSample)
 				}
@@ -502,4 +433,24 @@ func TestPerfReaderLatency(t *testing.T) {
 			t.Fatal("lone records keep taking over 10 ms")
 		}
 	}
+}
+
+// readSome reads one record into rec with ReadInto when single is set,
+// else a batch into recs with ReadBatch, and returns what it read.
+func readSome(t *testing.T, ctx context.Context, r interface {
+	ReadInto(context.Context, *Record) error
+	ReadBatch(context.Context, []Record) (int, error)
+}, single bool, rec *Record, recs []Record) []Record {
+	t.Helper()
+	if single {
+		if err := r.ReadInto(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		return []Record{*rec}
+	}
+	k, err := r.ReadBatch(ctx, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs[:k]
 }

@@ -3,10 +3,8 @@ package perfring
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -172,12 +170,11 @@ func (r *perfRing) next(rec *Record) (bool, error) {
 }
 
 // PerfReader reads a BPF_MAP_TYPE_PERF_EVENT_ARRAY through one ring per
-// online CPU.
+// online CPU. Its Close also removes the rings from the map.
 type PerfReader struct {
-	mu     sync.Mutex // held by readers; Close takes it to free the rings
-	mapFD  int        // our dup of the perf event array
+	reader
+	mapFD  int // our dup of the perf event array
 	rings  []*perfRing
-	poll   *poller
 	pollMs int
 	cur    int // ring to look at first
 }
@@ -230,6 +227,7 @@ func NewPerfReader(mapFD int, opts PerfReaderOptions) (*PerfReader, error) {
 		return nil, fmt.Errorf("perfring: dup map fd: %w", err)
 	}
 	r := &PerfReader{mapFD: dup, pollMs: pollMs}
+	r.src = r
 	if r.poll, err = newPoller(); err != nil {
 		unix.Close(dup)
 		return nil, err
@@ -299,19 +297,6 @@ func (r *PerfReader) free() {
 	r.poll.close()
 }
 
-// Close removes the rings from the map and frees them. A blocked Read
-// returns ErrClosed at once. Close is idempotent.
-func (r *PerfReader) Close() error {
-	if r.poll.closed.Swap(true) {
-		return nil
-	}
-	r.poll.wake()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.free()
-	return nil
-}
-
 // next finds the next record over all rings, taking the rings in turn so
 // that a busy CPU cannot starve the others.
 func (r *PerfReader) next(rec *Record) (bool, error) {
@@ -339,104 +324,18 @@ func (r *PerfReader) next(rec *Record) (bool, error) {
 	return false, nil
 }
 
-func ctxDone(ctx context.Context) error {
-	if done := ctx.Done(); done != nil {
-		select {
-		case <-done:
-			return ctx.Err()
-		default:
-		}
-	}
-	return nil
-}
-
-// Read waits for the next record.
-func (r *PerfReader) Read(ctx context.Context) (Record, error) {
-	var rec Record
-	err := r.ReadInto(ctx, &rec)
-	return rec, err
-}
-
-// ReadInto waits for the next record and stores it in rec, reusing
-// rec.RawSample's capacity.
-func (r *PerfReader) ReadInto(ctx context.Context, rec *Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for {
-		if r.poll.closed.Load() {
-			return ErrClosed
-		}
-		if err := ctxDone(ctx); err != nil {
-			return err
-		}
-		if ok, err := r.next(rec); ok || err != nil {
-			return err
-		}
-		if err := r.poll.wait(ctx, r.pollMs); err != nil {
-			return err
-		}
-	}
-}
-
-// ReadBatch waits until at least one record is available, then fills recs
-// with as many pending records as fit (reusing each RawSample's capacity)
-// and returns how many it stored.
-func (r *PerfReader) ReadBatch(ctx context.Context, recs []Record) (int, error) {
-	if len(recs) == 0 {
-		return 0, errors.New("perfring: ReadBatch needs a non-empty slice")
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for {
-		if r.poll.closed.Load() {
-			return 0, ErrClosed
-		}
-		if err := ctxDone(ctx); err != nil {
-			return 0, err
-		}
-		if k, err := r.fill(recs); k > 0 || err != nil {
-			return k, err
-		}
-		if err := r.poll.wait(ctx, r.pollMs); err != nil {
-			return 0, err
-		}
-	}
-}
-
-// ReadAvailable fills recs with records already in the rings without
-// blocking; it returns 0 when there are none.
-func (r *PerfReader) ReadAvailable(recs []Record) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.poll.closed.Load() {
-		return 0, ErrClosed
-	}
-	return r.fill(recs)
-}
-
-func (r *PerfReader) fill(recs []Record) (int, error) {
-	k := 0
-	for k < len(recs) {
-		ok, err := r.next(&recs[k])
-		if err != nil {
-			if k > 0 {
-				return k, nil // report the error on the next call
-			}
-			return 0, err
-		}
-		if !ok {
-			break
-		}
-		k++
-	}
+// release writes every ring's read position back, even after an empty
+// batch: records skipped on the way consumed space too.
+func (r *PerfReader) release(k int) {
 	for _, ring := range r.rings {
-		if ring.stored != ring.tail { // hand the space back before the caller works on the batch
+		if ring.stored != ring.tail {
 			atomic.StoreUint64(ring.tailp, ring.tail)
 			ring.stored = ring.tail
 		}
 	}
-	return k, nil
 }
+
+func (r *PerfReader) wait(ctx context.Context) error { return r.poll.wait(ctx, r.pollMs) }
 
 // Pause stops the kernel from writing to this reader's rings (programs'
 // bpf_perf_event_output calls then fail); records already written stay

@@ -2,10 +2,8 @@ package perfring
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -86,12 +84,11 @@ func (r *ringBuf) next(rec *Record) (bool, error) {
 // RingBufReader reads a BPF_MAP_TYPE_RINGBUF map. Records arrive in the
 // order they were submitted.
 type RingBufReader struct {
-	mu   sync.Mutex
+	reader
 	fd   int // our dup of the map fd
 	cons []byte
 	prod []byte
 	ring ringBuf
-	poll *poller
 }
 
 // NewRingBufReader maps the ring buffer mapFD and returns a reader over
@@ -114,6 +111,7 @@ func NewRingBufReader(mapFD int) (*RingBufReader, error) {
 		return nil, fmt.Errorf("perfring: dup map fd: %w", err)
 	}
 	r := &RingBufReader{fd: fd}
+	r.src = r
 	fail := func(err error) (*RingBufReader, error) {
 		r.free()
 		return nil, err
@@ -160,19 +158,6 @@ func (r *RingBufReader) free() {
 // Size returns the size of the ring's data area in bytes.
 func (r *RingBufReader) Size() int { return int(r.ring.size) }
 
-// Close unmaps the ring. A blocked Read returns ErrClosed at once. Close
-// is idempotent.
-func (r *RingBufReader) Close() error {
-	if r.poll.closed.Swap(true) {
-		return nil
-	}
-	r.poll.wake()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.free()
-	return nil
-}
-
 // wait blocks until the ring may have records. A record reserved but not
 // yet committed keeps the ring readable for epoll, so then it sleeps
 // briefly instead.
@@ -187,86 +172,11 @@ func (r *RingBufReader) wait(ctx context.Context) error {
 	return r.poll.wait(ctx, -1)
 }
 
-// Read waits for the next record.
-func (r *RingBufReader) Read(ctx context.Context) (Record, error) {
-	var rec Record
-	err := r.ReadInto(ctx, &rec)
-	return rec, err
-}
+func (r *RingBufReader) next(rec *Record) (bool, error) { return r.ring.next(rec) }
 
-// ReadInto waits for the next record and stores it in rec, reusing
-// rec.RawSample's capacity.
-func (r *RingBufReader) ReadInto(ctx context.Context, rec *Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for {
-		if r.poll.closed.Load() {
-			return ErrClosed
-		}
-		if err := ctxDone(ctx); err != nil {
-			return err
-		}
-		if ok, err := r.ring.next(rec); ok || err != nil {
-			return err
-		}
-		if err := r.wait(ctx); err != nil {
-			return err
-		}
-	}
-}
-
-// ReadBatch waits until at least one record is available, then fills recs
-// with as many pending records as fit and returns how many it stored.
-func (r *RingBufReader) ReadBatch(ctx context.Context, recs []Record) (int, error) {
-	if len(recs) == 0 {
-		return 0, errors.New("perfring: ReadBatch needs a non-empty slice")
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for {
-		if r.poll.closed.Load() {
-			return 0, ErrClosed
-		}
-		if err := ctxDone(ctx); err != nil {
-			return 0, err
-		}
-		if k, err := r.fill(recs); k > 0 || err != nil {
-			return k, err
-		}
-		if err := r.wait(ctx); err != nil {
-			return 0, err
-		}
-	}
-}
-
-// ReadAvailable fills recs with records already committed, without
-// blocking; it returns 0 when there are none.
-func (r *RingBufReader) ReadAvailable(recs []Record) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.poll.closed.Load() {
-		return 0, ErrClosed
-	}
-	return r.fill(recs)
-}
-
-func (r *RingBufReader) fill(recs []Record) (int, error) {
-	k := 0
-	for k < len(recs) {
-		ok, err := r.ring.next(&recs[k])
-		if err != nil {
-			if k > 0 {
-				return k, nil
-			}
-			return 0, err
-		}
-		if !ok {
-			break
-		}
-		k++
-	}
+// release writes the consumer position back after a non-empty batch.
+func (r *RingBufReader) release(k int) {
 	if k > 0 {
 		r.ring.store()
 	}
-	return k, nil
 }

@@ -1,0 +1,140 @@
+package perfring
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// source is what a reader reads: the rings of a perf event array or a
+// ring buffer.
+type source interface {
+	// next stores the next pending record in rec; false when there is
+	// none (yet).
+	next(rec *Record) (bool, error)
+	// release hands the space of the records consumed so far back to the
+	// kernel, after fill stored k of them in a batch.
+	release(k int)
+	// wait blocks until records may be pending, ctx is done or the reader
+	// is closed; nil means look at the rings again.
+	wait(ctx context.Context) error
+	// free releases the rings; the caller holds mu or is the only user.
+	free()
+}
+
+// reader holds what PerfReader and RingBufReader share: the lock that
+// serializes callers, the poller Close wakes them through, and the loops
+// that wait for records.
+type reader struct {
+	mu   sync.Mutex // held by readers; Close takes it to free the rings
+	poll *poller
+	src  source
+}
+
+func ctxDone(ctx context.Context) error {
+	if done := ctx.Done(); done != nil {
+		select {
+		case <-done:
+			return ctx.Err()
+		default:
+		}
+	}
+	return nil
+}
+
+// Close frees the rings. A blocked Read returns ErrClosed at once. Close
+// is idempotent.
+func (r *reader) Close() error {
+	if r.poll.closed.Swap(true) {
+		return nil
+	}
+	r.poll.wake()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.src.free()
+	return nil
+}
+
+// Read waits for the next record.
+func (r *reader) Read(ctx context.Context) (Record, error) {
+	var rec Record
+	err := r.ReadInto(ctx, &rec)
+	return rec, err
+}
+
+// ReadInto waits for the next record and stores it in rec, reusing
+// rec.RawSample's capacity.
+func (r *reader) ReadInto(ctx context.Context, rec *Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if r.poll.closed.Load() {
+			return ErrClosed
+		}
+		if err := ctxDone(ctx); err != nil {
+			return err
+		}
+		if ok, err := r.src.next(rec); ok || err != nil {
+			return err
+		}
+		if err := r.src.wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// ReadBatch waits until at least one record is available, then fills recs
+// with as many pending records as fit (reusing each RawSample's capacity)
+// and returns how many it stored.
+func (r *reader) ReadBatch(ctx context.Context, recs []Record) (int, error) {
+	if len(recs) == 0 {
+		return 0, errors.New("perfring: ReadBatch needs a non-empty slice")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if r.poll.closed.Load() {
+			return 0, ErrClosed
+		}
+		if err := ctxDone(ctx); err != nil {
+			return 0, err
+		}
+		if k, err := r.fill(recs); k > 0 || err != nil {
+			return k, err
+		}
+		if err := r.src.wait(ctx); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// ReadAvailable fills recs with records already pending (written to a
+// perf ring, committed to a ring buffer) without blocking; it returns 0
+// when there are none.
+func (r *reader) ReadAvailable(recs []Record) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.poll.closed.Load() {
+		return 0, ErrClosed
+	}
+	return r.fill(recs)
+}
+
+func (r *reader) fill(recs []Record) (int, error) {
+	k := 0
+	for k < len(recs) {
+		ok, err := r.src.next(&recs[k])
+		if err != nil {
+			if k > 0 {
+				return k, nil // report the error on the next call
+			}
+			return 0, err
+		}
+		if !ok {
+			break
+		}
+		k++
+	}
+	r.src.release(k) // hand the space back before the caller works on the batch
+	return k, nil
+}
