@@ -34,8 +34,9 @@ int main(void) {
 const stackBPF = `
 #include <uapi/linux/ptrace.h>
 BPF_STACK_TRACE(stacks, 128);
-BPF_ARRAY(ids, int, 4);     // 0: user stack of leaf, 1: kernel stack of getppid
+BPF_ARRAY(ids, int, 4);     // 0: user stack of leaf, 1: kernel stack of kill
 BPF_ARRAY(counts, u64, 4);  // hits of the same
+BPF_ARRAY(target, u32, 1);  // the pid the kernel subtest kills
 BPF_HASH(not_stack, u32, u32);
 
 int on_leaf(struct pt_regs *ctx) {
@@ -46,8 +47,15 @@ int on_leaf(struct pt_regs *ctx) {
 	return 0;
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
-	if ((bpf_get_current_pid_tgid() >> 32) != TGID)
+// signal_generate fires in the sender, inside its kill(2): unlike a
+// syscall tracepoint (which, before Linux 6.12 or so, sees the user-mode
+// registers, so that its kernel stack is empty), it has a kernel stack
+// that goes through the syscall entry.
+TRACEPOINT_PROBE(signal, signal_generate) {
+	int z = 0;
+	u32 *want = target.lookup(&z);
+	if ((bpf_get_current_pid_tgid() >> 32) != TGID || !want || *want == 0 ||
+	    args->pid != *want || args->sig != 9 /* SIGKILL */)
 		return 0;
 	int k = 1;
 	int id = stacks.get_stackid(args, 0);
@@ -162,23 +170,66 @@ func TestStackTraces(t *testing.T) {
 	})
 
 	t.Run("kernel", func(t *testing.T) {
-		fd, err := m.LoadTracepoint("tracepoint__syscalls__sys_enter_getppid")
+		// A child to kill, blocked on stdin.
+		cmd := exec.Command(bin)
+		in, err := cmd.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := m.AttachTracepoint("syscalls:sys_enter_getppid", fd); err != nil {
+		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		syscall.Getppid()
+		pid := cmd.Process.Pid
+		waited := false
+		defer func() {
+			in.Close()
+			if !waited {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		}()
+		key := make([]byte, 4)
+		val := make([]byte, 4)
+		binary.NativeEndian.PutUint32(val, uint32(pid))
+		if err := NewTable(m.TableId("target"), m).Set(key, val); err != nil {
+			t.Fatal(err)
+		}
+		fd, err := m.LoadTracepoint("tracepoint__signal__signal_generate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.AttachTracepoint("signal:signal_generate", fd); err != nil {
+			t.Fatal(err)
+		}
+		// kill(2) itself, not os.Process.Kill (which may use
+		// pidfd_send_signal), so that the stack's syscall is known.
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		err = cmd.Wait()
+		waited = true
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("killed child: %v, want killed by SIGKILL", err)
+		}
 		stackWaitFor(t, func() bool { return arrayU64(t, m, "counts", 1, 8) > 0 })
+		if n := arrayU64(t, m, "counts", 1, 8); n != 1 {
+			t.Fatalf("signal_generate hit %d times for the child's SIGKILL, want 1", n)
+		}
 		id := int(int32(arrayU64(t, m, "ids", 1, 4)))
 		addrs, err := m.StackTrace("stacks", id)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if len(addrs) == 0 {
+			t.Fatal("empty kernel stack")
+		}
 		frames := sym.KernelStack(addrs)
 		t.Logf("kernel stack:\n  %s", strings.Join(frames, "\n  "))
-		entry := false
+		if len(frames) != len(addrs) {
+			t.Fatalf("%d frames for %d addresses", len(frames), len(addrs))
+		}
+		entry, kill := false, false
 		for _, f := range frames {
 			if !strings.Contains(f, "+0x") || strings.Contains(f, ":") || strings.HasPrefix(f, "[unknown]") {
 				t.Errorf("kernel frame %q is not function+offset", f)
@@ -186,9 +237,18 @@ func TestStackTraces(t *testing.T) {
 			if strings.HasPrefix(f, "do_syscall_64+") || strings.HasPrefix(f, "entry_SYSCALL_64") {
 				entry = true
 			}
+			// kill(2)'s own functions (some may be inlined, not all).
+			for _, fn := range []string{"__x64_sys_kill+", "__se_sys_kill+", "__do_sys_kill+", "kill_something_info+"} {
+				if strings.HasPrefix(f, fn) {
+					kill = true
+				}
+			}
 		}
 		if !entry {
 			t.Fatalf("kernel stack lacks the syscall entry: %v", frames)
+		}
+		if !kill {
+			t.Fatalf("kernel stack lacks kill(2): %v", frames)
 		}
 	})
 

@@ -147,9 +147,28 @@ func newUSDTContextPID(pid int, path string) (*USDTContext, error) {
 	var p unsafe.Pointer
 	printed := captureStderr(func() { p = C.bcc_usdt_new_frompid(C.int(pid), cp) })
 	if p == nil {
+		if procExited(pid) {
+			// A zombie, or gone meanwhile: libbcc found no mappings.
+			return nil, fmt.Errorf("bpf: USDT context: process %d has exited: %w", pid, ErrNotFound)
+		}
 		return nil, usdtNewError(what, printed)
 	}
 	return &USDTContext{p: p, pid: pid, path: path, enabled: map[string]string{}}, nil
+}
+
+// procExited tells whether process pid is gone or a zombie.
+func procExited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// "pid (comm) S ...": comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	state := b[i+2]
+	return state == 'Z' || state == 'X'
 }
 
 func usdtNewError(what, printed string) error {

@@ -3,23 +3,29 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iovisor/gobpf/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
-// usdtProg fires gobpftest:tick(i, 42) argv[1] times once it reads a byte
-// from stdin, then waits for stdin's end.
+// usdtProg writes a byte to stdout once it runs main (its binary and
+// libraries are mapped), fires gobpftest:tick(i, 42) argv[1] times once it
+// reads a byte from stdin, then waits for stdin's end.
 const usdtProg = `
 #include <sys/sdt.h>
 #include <stdlib.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
 	int n = atoi(argv[1]);
-	char b;
+	char b = 'r';
+	if (write(1, &b, 1) != 1)
+		return 3;
 	if (read(0, &b, 1) != 1)
 		return 2;
 	for (int i = 0; i < n; i++)
@@ -39,7 +45,9 @@ const usdtSemProg = `
 __extension__ unsigned short gobpftest_sem_semaphore __attribute__((unused)) __attribute__((section(".probes")));
 int main(int argc, char **argv) {
 	int n = atoi(argv[1]), on = 0;
-	char b;
+	char b = 'r';
+	if (write(1, &b, 1) != 1)
+		return 201;
 	if (read(0, &b, 1) != 1)
 		return 200;
 	for (int i = 0; i < n; i++) {
@@ -71,7 +79,7 @@ int on_tick(struct pt_regs *ctx) {
 }
 `
 
-// usdtChild is a started test program, blocked on stdin.
+// usdtChild is a started test program, running main and blocked on stdin.
 type usdtChild struct {
 	cmd *exec.Cmd
 	in  interface {
@@ -80,10 +88,16 @@ type usdtChild struct {
 	}
 }
 
+// startUSDTChild starts bin and returns once it runs main: its binary and
+// libraries are mapped, so that a process's USDT context sees its probes.
 func startUSDTChild(t *testing.T, bin string, n int) *usdtChild {
 	t.Helper()
 	cmd := exec.Command(bin, fmt.Sprint(n))
 	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +106,12 @@ func startUSDTChild(t *testing.T, bin string, n int) *usdtChild {
 	}
 	c := &usdtChild{cmd: cmd, in: in}
 	t.Cleanup(func() { c.finish() })
+	// The program writes one byte when main starts, then blocks on
+	// stdin; it writes nothing else.
+	var b [1]byte
+	if _, err := io.ReadFull(out, b[:]); err != nil {
+		t.Fatalf("test program did not start: %v (exit code %d)", err, c.finish())
+	}
 	return c
 }
 
@@ -231,6 +251,45 @@ func TestUSDT(t *testing.T) {
 			t.Fatalf("program exited %d", code)
 		}
 		checkTicks(t, m, n)
+	})
+
+	t.Run("exited", func(t *testing.T) {
+		defer testutil.CheckLeaks(t)()
+		// newCtx fails the test if NewUSDTContextFromPID hangs.
+		newCtx := func(pid int) error {
+			t.Helper()
+			done := make(chan error, 1)
+			go func() {
+				u, err := NewUSDTContextFromPID(pid)
+				u.Close()
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				return err
+			case <-time.After(60 * time.Second):
+				t.Fatalf("NewUSDTContextFromPID(%d) hangs", pid)
+				return nil
+			}
+		}
+		c := startUSDTChild(t, bin, n)
+		pid := c.cmd.Process.Pid
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		// Wait for the exit without reaping: the process is a zombie.
+		var si unix.Siginfo
+		if err := unix.Waitid(unix.P_PID, pid, &si, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+			t.Fatal(err)
+		}
+		err := newCtx(pid)
+		if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "exited") {
+			t.Errorf("zombie process: err = %v, want ErrNotFound saying it exited", err)
+		}
+		c.finish() // reaped: the pid is gone
+		if err := newCtx(pid); !errors.Is(err, ErrNotFound) {
+			t.Errorf("reaped process: err = %v, want ErrNotFound", err)
+		}
 	})
 
 	t.Run("semaphore", func(t *testing.T) {
