@@ -58,6 +58,8 @@ type perfRing struct {
 	tail   uint64 // our read position
 	stored uint64 // last tail written back to the kernel
 	flush  uint64 // write the tail back after consuming this many bytes
+
+	onStore func() // tests: called after the tail is written back
 }
 
 // newPerfRing interprets mem (a metadata page followed by a power-of-two
@@ -89,12 +91,21 @@ func newPerfRing(cpu int, mem []byte, pageSize int) (*perfRing, error) {
 	return r, nil
 }
 
+// storeTail writes our position back to the kernel, which may reuse the
+// space before it from then on.
+func (r *perfRing) storeTail() {
+	atomic.StoreUint64(r.tailp, r.tail)
+	r.stored = r.tail
+	if r.onStore != nil {
+		r.onStore()
+	}
+}
+
 // refresh writes our position back and loads the producer's; it reports
 // whether records are pending.
 func (r *perfRing) refresh() bool {
 	if r.stored != r.tail {
-		atomic.StoreUint64(r.tailp, r.tail)
-		r.stored = r.tail
+		r.storeTail()
 	}
 	r.head = atomic.LoadUint64(r.headp)
 	return r.head != r.tail
@@ -109,10 +120,37 @@ func (r *perfRing) copyAt(dst []byte, pos uint64) {
 	}
 }
 
+// resync abandons the pending records: it moves our position to the
+// producer's, which is always a state the kernel accepts (an empty ring),
+// and writes it back.
+func (r *perfRing) resync() {
+	r.tail = r.head
+	r.storeTail()
+}
+
 // next consumes records of the current snapshot (tail..head) until one is
-// for the caller (a sample or a lost notice), which it stores in rec. It
-// returns false when the snapshot is exhausted.
+// for the caller (a sample, or a notice of lost samples), which it stores
+// in rec. It returns false when the snapshot is exhausted.
+//
+// A record's space goes back to the kernel (data_tail) only once the
+// record has been copied out: from then on the kernel may overwrite it.
+// Everything read from the ring is validated first, so that a damaged ring
+// yields an error, never a loop, a bogus record or a bad data_tail.
 func (r *perfRing) next(rec *Record) (bool, error) {
+	if r.tail == r.head {
+		return false, nil
+	}
+	// The kernel only moves data_head forward, in steps of 8-byte aligned
+	// records, and never more than the ring's size past our data_tail.
+	if pending := r.head - r.tail; pending > uint64(len(r.data)) || r.head&7 != 0 {
+		err := fmt.Errorf("perfring: bad data_head %d on cpu %d (our data_tail %d, ring %d bytes)", r.head, r.cpu, r.tail, len(r.data))
+		if r.head&7 == 0 {
+			r.resync()
+			return false, fmt.Errorf("%w; skipped the ring's records", err)
+		}
+		r.head = r.tail // never adopt a misaligned position
+		return false, err
+	}
 	for r.tail != r.head {
 		var hdr [8]byte
 		pos := r.tail
@@ -123,48 +161,65 @@ func (r *perfRing) next(rec *Record) (bool, error) {
 		}
 		typ := binary.LittleEndian.Uint32(hdr[0:])
 		size := uint64(binary.LittleEndian.Uint16(hdr[6:]))
-		if size < 8 || size > r.head-pos {
-			r.tail = r.head
-			r.refresh()
-			return false, fmt.Errorf("perfring: corrupt record on cpu %d (size %d, %d bytes pending); skipped the rest of the ring", r.cpu, size, r.head-pos)
+		if size < 8 || size&7 != 0 || size > r.head-pos {
+			pending := r.head - pos
+			r.resync()
+			return false, fmt.Errorf("perfring: corrupt record on cpu %d (size %d, %d bytes pending); skipped the rest of the ring", r.cpu, size, pending)
 		}
+		ok, err := r.parse(rec, typ, pos, size)
+		// The record is copied (or skipped): its space may go back.
 		r.tail = pos + size
 		if r.tail-r.stored >= r.flush {
-			atomic.StoreUint64(r.tailp, r.tail)
-			r.stored = r.tail
+			r.storeTail()
 		}
-		switch typ {
-		case unix.PERF_RECORD_SAMPLE:
-			if size < 12 {
-				return false, fmt.Errorf("perfring: short sample record on cpu %d", r.cpu)
-			}
-			var b [4]byte
-			r.copyAt(b[:], pos+8)
-			n := uint64(binary.LittleEndian.Uint32(b[:]))
-			if 12+n > size {
-				return false, fmt.Errorf("perfring: sample of %d bytes overflows its %d-byte record on cpu %d", n, size, r.cpu)
-			}
-			rec.CPU, rec.LostSamples = r.cpu, 0
-			if off := (pos + 12) & r.mask; off+n <= uint64(len(r.data)) {
-				rec.RawSample = append(rec.RawSample[:0], r.data[off:off+n]...)
-			} else {
-				if uint64(cap(rec.RawSample)) < n {
-					rec.RawSample = make([]byte, n)
-				}
-				rec.RawSample = rec.RawSample[:n]
-				r.copyAt(rec.RawSample, pos+12)
-			}
-			return true, nil
-		case unix.PERF_RECORD_LOST:
-			if size < 24 {
-				return false, fmt.Errorf("perfring: short lost record on cpu %d", r.cpu)
-			}
-			var b [8]byte
-			r.copyAt(b[:], pos+16)
-			rec.CPU, rec.LostSamples, rec.RawSample = r.cpu, binary.LittleEndian.Uint64(b[:]), rec.RawSample[:0]
-			return true, nil
+		if ok || err != nil {
+			return ok, err
 		}
-		// Other record types carry nothing for us: skip them.
+	}
+	return false, nil
+}
+
+// parse stores the record of type typ and size bytes at pos in rec if it is
+// one for the caller: a sample, or a notice of lost samples. Other record
+// types carry nothing for us and are skipped.
+func (r *perfRing) parse(rec *Record, typ uint32, pos, size uint64) (bool, error) {
+	switch typ {
+	case unix.PERF_RECORD_SAMPLE:
+		// PERF_SAMPLE_RAW: u32 size, then that many bytes (which the
+		// kernel pads so that the record is a multiple of 8 bytes).
+		if size < 16 {
+			return false, fmt.Errorf("perfring: short sample record (%d bytes) on cpu %d", size, r.cpu)
+		}
+		var b [4]byte
+		r.copyAt(b[:], pos+8)
+		n := uint64(binary.LittleEndian.Uint32(b[:]))
+		if n == 0 || 12+n > size {
+			return false, fmt.Errorf("perfring: sample of %d bytes in a %d-byte record on cpu %d", n, size, r.cpu)
+		}
+		rec.CPU, rec.LostSamples = r.cpu, 0
+		if off := (pos + 12) & r.mask; off+n <= uint64(len(r.data)) {
+			rec.RawSample = append(rec.RawSample[:0], r.data[off:off+n]...)
+		} else {
+			if uint64(cap(rec.RawSample)) < n {
+				rec.RawSample = make([]byte, n)
+			}
+			rec.RawSample = rec.RawSample[:n]
+			r.copyAt(rec.RawSample, pos+12)
+		}
+		return true, nil
+	case unix.PERF_RECORD_LOST:
+		// u64 id, u64 lost.
+		if size < 24 {
+			return false, fmt.Errorf("perfring: short lost record (%d bytes) on cpu %d", size, r.cpu)
+		}
+		var b [8]byte
+		r.copyAt(b[:], pos+16)
+		lost := binary.LittleEndian.Uint64(b[:])
+		if lost == 0 {
+			return false, nil // nothing lost: no notice
+		}
+		rec.CPU, rec.LostSamples, rec.RawSample = r.cpu, lost, rec.RawSample[:0]
+		return true, nil
 	}
 	return false, nil
 }
@@ -329,8 +384,7 @@ func (r *PerfReader) next(rec *Record) (bool, error) {
 func (r *PerfReader) release(k int) {
 	for _, ring := range r.rings {
 		if ring.stored != ring.tail {
-			atomic.StoreUint64(ring.tailp, ring.tail)
-			ring.stored = ring.tail
+			ring.storeTail()
 		}
 	}
 }

@@ -29,6 +29,7 @@ type reader struct {
 	mu   sync.Mutex // held by readers; Close takes it to free the rings
 	poll *poller
 	src  source
+	err  error // met by fill after it had stored records; the next call returns it
 }
 
 func ctxDone(ctx context.Context) error {
@@ -72,6 +73,10 @@ func (r *reader) ReadInto(ctx context.Context, rec *Record) error {
 			return ErrClosed
 		}
 		if err := ctxDone(ctx); err != nil {
+			return err
+		}
+		if err := r.err; err != nil {
+			r.err = nil
 			return err
 		}
 		if ok, err := r.src.next(rec); ok || err != nil {
@@ -121,13 +126,19 @@ func (r *reader) ReadAvailable(recs []Record) (int, error) {
 }
 
 func (r *reader) fill(recs []Record) (int, error) {
+	if err := r.err; err != nil {
+		r.err = nil
+		return 0, err
+	}
 	k := 0
 	for k < len(recs) {
 		ok, err := r.src.next(&recs[k])
 		if err != nil {
 			if k > 0 {
-				return k, nil // report the error on the next call
+				r.err = err // report the error on the next call
+				break
 			}
+			r.src.release(0)
 			return 0, err
 		}
 		if !ok {

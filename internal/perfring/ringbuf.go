@@ -53,6 +53,13 @@ func (r *ringBuf) next(rec *Record) (bool, error) {
 			if r.pos == r.head {
 				return false, nil
 			}
+			// The producer only moves forward, by 8-byte aligned
+			// records, at most the ring's size past us.
+			if r.head-r.pos > r.size || r.head&7 != 0 {
+				err := fmt.Errorf("perfring: bad ring buffer producer position %d (consumer %d, ring %d bytes)", r.head, r.pos, r.size)
+				r.head = r.pos // never adopt it
+				return false, err
+			}
 		}
 		off := r.pos & r.mask
 		hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[off])))
@@ -62,10 +69,11 @@ func (r *ringBuf) next(rec *Record) (bool, error) {
 			return false, nil
 		}
 		n := uint64(hdr &^ (ringbufBusy | ringbufDiscard))
-		if n+ringbufHdrSize > r.size {
+		if n+ringbufHdrSize > r.head-r.pos {
+			pending := r.head - r.pos
 			r.pos = r.head
 			r.store()
-			return false, fmt.Errorf("perfring: corrupt ring buffer record (length %d, ring %d bytes); skipped pending records", n, r.size)
+			return false, fmt.Errorf("perfring: corrupt ring buffer record (length %d, %d bytes pending); skipped pending records", n, pending)
 		}
 		r.pos += (n + ringbufHdrSize + 7) &^ 7
 		if hdr&ringbufDiscard == 0 {
