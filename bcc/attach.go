@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -82,16 +83,22 @@ func (m *Module) begin(what string) error {
 	return nil
 }
 
-// nextEventName returns a probe event name unique in this process and
-// module: bcc adds "_bcc_<pid>" too, but two modules of one process must not
-// collide either. Kernel event names are limited to 64 characters.
+// eventSeq numbers the probe events of this process: a per-module counter
+// would give two modules probing the same function the same event name.
+var eventSeq atomic.Uint64
+
+// nextEventName returns a probe event name unique in this process: bcc adds
+// "_bcc_<pid>" too, but two modules of one process must not collide either
+// (libbcc registers an event in kprobe_events or uprobe_events whenever it
+// cannot use the perf_kprobe/perf_uprobe PMU, e.g. for a kretprobe with
+// maxActive, and a second registration of a name fails with EEXIST).
+// Kernel event names are limited to 64 characters.
 func (m *Module) nextEventName(kind byte, target string) string {
-	m.seq++
 	t := probeNameRe.ReplaceAllString(target, "_")
 	if len(t) > 24 {
 		t = t[len(t)-24:]
 	}
-	return fmt.Sprintf("%c_%s_%d_%d", kind, t, os.Getpid(), m.seq)
+	return fmt.Sprintf("%c_%s_%d_%d", kind, t, os.Getpid(), eventSeq.Add(1))
 }
 
 var probeNameRe = regexp.MustCompile(`[^a-zA-Z0-9_]`)

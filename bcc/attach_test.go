@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -34,7 +35,17 @@ const (
 	slotKprobe
 	slotKretprobe
 	slotStrlen
+	slotOpen        // do_sys_openat2 calls of the marked thread
+	slotOpenAtFDCWD // ... whose dfd was AT_FDCWD
+	slotOpenLastDFD // dfd of the last one
+	slotOpenRet     // do_sys_openat2 returns on the marked thread
+	slotOpenENOENT  // ... that returned -ENOENT
+	slotOpenLastRC  // return value of the last one
 )
+
+// openNameLen is the size of the filename buffer of coreSource's
+// do_sys_openat2 probe (struct open_name).
+const openNameLen = 64
 
 const coreSource = `
 #include <uapi/linux/ptrace.h>
@@ -44,7 +55,7 @@ const coreSource = `
 #include <linux/udp.h>
 #include <linux/in.h>
 
-BPF_ARRAY(counts, u64, 16);
+BPF_ARRAY(counts, u64, 32);
 BPF_ARRAY(cpu_samples, u64, 1024);
 
 static inline void add(int slot, u64 v) {
@@ -55,6 +66,29 @@ static inline void add(int slot, u64 v) {
 
 static inline bool mine(void) {
 	return (bpf_get_current_pid_tgid() >> 32) == TGID;
+}
+
+static inline void set(int slot, u64 v) {
+	u64 *p = counts.lookup(&slot);
+	if (p)
+		*p = v;
+}
+
+// The thread (of this process) whose opens the do_sys_openat2 probes see;
+// 0 for none. The test sets it.
+BPF_ARRAY(open_tid, u32, 1);
+
+struct open_name {
+	char name[OPEN_NAME_LEN];
+};
+// Filenames the marked thread opened -> how many times.
+BPF_HASH(open_names, struct open_name, u64, 64);
+BPF_ARRAY(open_last_name, struct open_name, 1);
+
+static inline bool marked_thread(void) {
+	int k = 0;
+	u32 *tid = open_tid.lookup(&k);
+	return mine() && tid && *tid != 0 && (u32)bpf_get_current_pid_tgid() == *tid;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
@@ -139,6 +173,37 @@ int on_kretprobe(struct pt_regs *ctx) {
 	return 0;
 }
 
+// long do_sys_openat2(int dfd, const char __user *filename, struct open_how *how)
+int on_openat2(struct pt_regs *ctx) {
+	if (!marked_thread())
+		return 0;
+	int dfd = (int)PT_REGS_PARM1(ctx);
+	add(SLOT_OPEN, 1);
+	if (dfd == AT_FDCWD_VAL)
+		add(SLOT_OPEN_FDCWD, 1);
+	set(SLOT_OPEN_LASTDFD, (u64)(s64)dfd);
+	struct open_name n = {};
+	bpf_probe_read_user_str(&n.name, sizeof(n.name), (void *)PT_REGS_PARM2(ctx));
+	u64 zero = 0;
+	u64 *c = open_names.lookup_or_try_init(&n, &zero);
+	if (c)
+		__sync_fetch_and_add(c, 1);
+	int k = 0;
+	open_last_name.update(&k, &n);
+	return 0;
+}
+
+int on_openat2_ret(struct pt_regs *ctx) {
+	if (!marked_thread())
+		return 0;
+	long rc = (long)PT_REGS_RC(ctx);
+	add(SLOT_OPEN_RET, 1);
+	if (rc == -ENOENT_VAL)
+		add(SLOT_OPEN_ENOENT, 1);
+	set(SLOT_OPEN_LASTRC, (u64)rc);
+	return 0;
+}
+
 // Counts libc strlen calls on strings starting with "gobpf#SL".
 int on_strlen(struct pt_regs *ctx) {
 	char b[8] = {};
@@ -175,6 +240,15 @@ func coreCflags() []string {
 		fmt.Sprintf("-DSLOT_KP=%d", slotKprobe),
 		fmt.Sprintf("-DSLOT_KRET=%d", slotKretprobe),
 		fmt.Sprintf("-DSLOT_STRLEN=%d", slotStrlen),
+		fmt.Sprintf("-DSLOT_OPEN=%d", slotOpen),
+		fmt.Sprintf("-DSLOT_OPEN_FDCWD=%d", slotOpenAtFDCWD),
+		fmt.Sprintf("-DSLOT_OPEN_LASTDFD=%d", slotOpenLastDFD),
+		fmt.Sprintf("-DSLOT_OPEN_RET=%d", slotOpenRet),
+		fmt.Sprintf("-DSLOT_OPEN_ENOENT=%d", slotOpenENOENT),
+		fmt.Sprintf("-DSLOT_OPEN_LASTRC=%d", slotOpenLastRC),
+		fmt.Sprintf("-DOPEN_NAME_LEN=%d", openNameLen),
+		fmt.Sprintf("-DAT_FDCWD_VAL=%d", unix.AT_FDCWD),
+		fmt.Sprintf("-DENOENT_VAL=%d", int(unix.ENOENT)),
 	}
 }
 
@@ -504,6 +578,8 @@ func TestCore(t *testing.T) {
 		if err := m.AttachKprobe("gobpf_no_such_kernel_function", fd, 0); !errors.Is(err, ErrNotFound) {
 			t.Errorf("unknown kernel function: err = %v, want ErrNotFound", err)
 		}
+		// The kretprobe's maxActive reached the kernel.
+		checkKretprobeMaxActive(t, fn, 16)
 		b1, b2 := count(slotKprobe), count(slotKretprobe)
 		const n = 321
 		for i := 0; i < n; i++ {
@@ -515,6 +591,112 @@ func TestCore(t *testing.T) {
 		if got := count(slotKretprobe) - b2; got != n {
 			t.Errorf("kretprobe hits = %d, want %d", got, n)
 		}
+	})
+
+	t.Run("KprobeSyscallFnName", func(t *testing.T) {
+		testutil.RequireKprobes(t)
+		prefix := GetSyscallPrefix()
+		if runtime.GOARCH == "amd64" && kallsymsHas(t, "__x64_sys_bpf") && prefix != "__x64_sys_" {
+			t.Errorf("GetSyscallPrefix() = %q on a kernel with __x64_sys_bpf, want __x64_sys_", prefix)
+		}
+		for _, sc := range []string{"getppid", "chroot", "openat"} {
+			name := GetSyscallFnName(sc)
+			if name != prefix+sc {
+				t.Errorf("GetSyscallFnName(%q) = %q, want prefix %q + %q", sc, name, prefix, sc)
+			}
+			if !kallsymsHas(t, name) {
+				t.Errorf("GetSyscallFnName(%q) = %q is not in /proc/kallsyms", sc, name)
+			}
+		}
+	})
+
+	t.Run("KprobeKretprobeArgs", func(t *testing.T) {
+		testutil.RequireKprobes(t)
+		// long do_sys_openat2(int dfd, const char __user *filename, struct open_how *how)
+		const fn = "do_sys_openat2"
+		if !kallsymsHas(t, fn) {
+			t.Fatalf("%s is not in /proc/kallsyms", fn)
+		}
+		fd, err := m.LoadKprobe("on_openat2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rfd, err := m.LoadKprobe("on_openat2_ret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.AttachKprobe(fn, fd, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.AttachKretprobe(fn, rfd, 16); err != nil {
+			t.Fatal(err)
+		}
+		checkKretprobeMaxActive(t, fn, 16)
+
+		marker := fmt.Sprintf("/tmp/gobpf-kprobe-%d-missing", os.Getpid())
+		if len(marker) >= openNameLen {
+			t.Fatalf("marker %q too long", marker)
+		}
+		if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("stat %s: %v, want ENOENT", marker, err)
+		}
+		// The probes count only this (locked) thread's opens.
+		tids := NewTable(m.TableId("open_tid"), m)
+		setTid := func(tid int) {
+			t.Helper()
+			var k, v [4]byte
+			binary.NativeEndian.PutUint32(v[:], uint32(tid))
+			if err := tids.Set(k[:], v[:]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		setTid(unix.Gettid())
+		const n = 37
+		for i := 0; i < n; i++ {
+			fd, err := unix.Open(marker, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != unix.ENOENT {
+				if err == nil {
+					unix.Close(fd)
+				}
+				setTid(0)
+				t.Fatalf("open %s: %v, want ENOENT", marker, err)
+			}
+		}
+		setTid(0)
+
+		var lastName string
+		if v, err := NewTable(m.TableId("open_last_name"), m).Get(make([]byte, 4)); err == nil {
+			lastName = cString(v)
+		}
+		if got := count(slotOpen); got != n {
+			t.Errorf("kprobe on %s: %d hits, want %d (last filename %q)", fn, got, n, lastName)
+		}
+		if got := count(slotOpenAtFDCWD); got != n {
+			t.Errorf("kprobe on %s: dfd == AT_FDCWD in %d calls, want %d (last dfd %d)",
+				fn, got, n, int64(count(slotOpenLastDFD)))
+		}
+		key := make([]byte, openNameLen)
+		copy(key, marker)
+		v, err := NewTable(m.TableId("open_names"), m).Get(key)
+		if err != nil {
+			t.Errorf("kprobe on %s: filename %q never seen (last filename %q): %v", fn, marker, lastName, err)
+		} else if got := binary.NativeEndian.Uint64(v); got != n {
+			t.Errorf("kprobe on %s: filename %q seen %d times, want %d (last filename %q)", fn, marker, got, n, lastName)
+		}
+		if lastName != marker {
+			t.Errorf("kprobe on %s: last filename %q, want %q", fn, lastName, marker)
+		}
+		if got := count(slotOpenRet); got != n {
+			t.Errorf("kretprobe on %s: %d hits, want %d", fn, got, n)
+		}
+		if got := count(slotOpenENOENT); got != n {
+			t.Errorf("kretprobe on %s: returned -ENOENT %d times, want %d (last return value %d)",
+				fn, got, n, int64(count(slotOpenLastRC)))
+		}
+		t.Logf("%d opens of %s: dfd %d, filename %q, return value %d",
+			n, marker, int64(count(slotOpenLastDFD)), lastName, int64(count(slotOpenLastRC)))
 	})
 
 	t.Run("Errors", func(t *testing.T) {
@@ -589,6 +771,61 @@ func TestCore(t *testing.T) {
 			t.Error("tag of fd -1: no error")
 		}
 	})
+}
+
+// kallsymsHas reports whether /proc/kallsyms lists a kernel (not module)
+// symbol name.
+func kallsymsHas(t testing.TB, name string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Contains(b, []byte(" "+name+"\n"))
+}
+
+// ownKprobeEvents returns the lines of kprobe_events that this process's
+// probes on the kernel function fn registered there (libbcc names their
+// events "kprobes/<name>_bcc_<pid>").
+func ownKprobeEvents(fn string) []string {
+	var lines []string
+	suffix := fmt.Sprintf("_bcc_%d", os.Getpid())
+	for _, l := range strings.Split(readEventsFile("kprobe_events"), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 2 && f[1] == fn && strings.HasSuffix(f[0], suffix) {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// checkKretprobeMaxActive checks that kprobe_events lists this process's
+// kretprobes on fn with maxactive set: libbcc registers a kretprobe with a
+// maxActive above 0 through kprobe_events ("r<maxactive>:kprobes/..."),
+// since the perf_kprobe PMU cannot take it.
+func checkKretprobeMaxActive(t *testing.T, fn string, maxActive int) {
+	t.Helper()
+	want := fmt.Sprintf("r%d:", maxActive)
+	var found bool
+	lines := ownKprobeEvents(fn)
+	for _, l := range lines {
+		if strings.HasPrefix(l, want) {
+			found = true
+			t.Logf("kprobe_events: %s", l)
+		}
+	}
+	if !found {
+		t.Errorf("kprobe_events has no %q line of this process for %s; its lines for %s: %q\nkprobe_events:\n%s",
+			want, fn, fn, lines, readEventsFile("kprobe_events"))
+	}
+}
+
+// cString returns b up to its first NUL.
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
 }
 
 // testXDP drops UDP datagrams to xdpPort sent from a namespace across a

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iovisor/gobpf/internal/testutil"
 )
 
 func goTool(t *testing.T) string {
@@ -38,6 +40,23 @@ func TestExamples(t *testing.T) {
 		}
 	}
 
+	// chrootsnoop takes its kprobe path where the kernel has kprobes (the
+	// VM lane), its tracepoint path otherwise: each subtest checks one.
+	t.Run("ChrootsnoopKprobe", func(t *testing.T) {
+		testutil.RequireKprobes(t)
+		runChrootsnoop(t, dir, "tracing chroot(2) with a kprobe on "+GetSyscallFnName("chroot"))
+	})
+	t.Run("ChrootsnoopTracepoint", func(t *testing.T) {
+		if testutil.HaveKprobes() {
+			t.Skip("the kernel has kprobes: chrootsnoop takes its kprobe path (ChrootsnoopKprobe)")
+		}
+		runChrootsnoop(t, dir, "tracing chroot(2) with the tracepoint syscalls:sys_enter_chroot (no kprobes in this kernel)")
+	})
+}
+
+// runChrootsnoop runs the chrootsnoop example built in dir, checks that its
+// first line is firstLine, and that it reports a real chroot(2) call.
+func runChrootsnoop(t *testing.T, dir, firstLine string) {
 	cmd := exec.Command(filepath.Join(dir, "chrootsnoop"), "-duration", "90s")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -71,8 +90,8 @@ func TestExamples(t *testing.T) {
 			return ""
 		}
 	}
-	if l := next(60 * time.Second); !strings.HasPrefix(l, "tracing chroot(2) with ") {
-		t.Fatalf("first line %q; stderr:\n%s", l, stderr.String())
+	if l := next(60 * time.Second); l != firstLine {
+		t.Fatalf("first line %q, want %q; stderr:\n%s", l, firstLine, stderr.String())
 	}
 	if out, err := exec.Command("chroot", "/", "/bin/true").CombinedOutput(); err != nil {
 		t.Fatalf("chroot / /bin/true: %v\n%s", err, out)

@@ -31,7 +31,7 @@ type Module struct {
 	owned  []io.Closer    // readers (perf maps, ring buffers) closed with the module
 
 	xdp map[string]uint64 // device -> token of the attachment Close must undo
-	seq uint64            // attachment counter, for unique event names
+	seq uint64            // XDP attachment tokens
 }
 
 // Program types (enum bpf_prog_type), for Load.

@@ -59,17 +59,19 @@ int broken(void *ctx) {
 }
 
 const closeSource = `
-BPF_ARRAY(hits, u64, 1);
-TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+BPF_ARRAY(hits, u64, 3);
+static inline int hit(int k) {
 	if ((bpf_get_current_pid_tgid() >> 32) != TGID)
 		return 0;
-	int k = 0;
 	u64 *p = hits.lookup(&k);
 	if (p)
 		__sync_fetch_and_add(p, 1);
 	return 0;
 }
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) { return hit(0); }
 int on_uprobe(struct pt_regs *ctx) { return 0; }
+int on_kprobe(struct pt_regs *ctx) { return hit(1); }
+int on_kretprobe(struct pt_regs *ctx) { return hit(2); }
 `
 
 func readEventsFile(name string) string {
@@ -159,6 +161,60 @@ func TestCloseReleasesEverything(t *testing.T) {
 	}
 	var nilModule *Module
 	nilModule.Close()
+
+	t.Run("KprobeKretprobe", func(t *testing.T) {
+		testutil.RequireKprobes(t)
+		fn := GetSyscallFnName("getppid")
+		kprobes0 := readEventsFile("kprobe_events")
+		check := testutil.CheckLeaks(t)
+		// Two modules probe the same function: their events must not clash.
+		// A kretprobe with maxActive is registered through kprobe_events.
+		maxActive := []int{8, 16}
+		var ms []*Module
+		for i := range maxActive {
+			m := mustNewModule(t, closeSource, fmt.Sprintf("-DTGID=%d", os.Getpid()))
+			ms = append(ms, m)
+			kfd, err := m.LoadKprobe("on_kprobe")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rfd, err := m.LoadKprobe("on_kretprobe")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.AttachKprobe(fn, kfd, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.AttachKretprobe(fn, rfd, maxActive[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, ma := range maxActive {
+			checkKretprobeMaxActive(t, fn, ma)
+		}
+		if got := readEventsFile("kprobe_events"); got == kprobes0 {
+			t.Errorf("kprobe_events unchanged while attached:\n%s", got)
+		}
+		const n = 5
+		for i := 0; i < n; i++ {
+			unix.Getppid()
+		}
+		for i, m := range ms {
+			if k, r := lookupU64(t, m, "hits", 1), lookupU64(t, m, "hits", 2); k != n || r != n {
+				t.Errorf("module %d: kprobe saw %d getppid calls, kretprobe %d; want %d each", i, k, r, n)
+			}
+		}
+		for _, m := range ms {
+			m.Close()
+		}
+		check()
+		if got := readEventsFile("kprobe_events"); got != kprobes0 {
+			t.Errorf("kprobe_events changed by attaching and closing:\nbefore %q\nafter  %q", kprobes0, got)
+		}
+		if lines := ownKprobeEvents(fn); len(lines) != 0 {
+			t.Errorf("kprobe_events still lists this process's probes on %s: %q", fn, lines)
+		}
+	})
 }
 
 func TestGetSyscallFnName(t *testing.T) {
