@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/iovisor/gobpf/pkg/cpuonline"
+	"github.com/iovisor/gobpf/pkg/ksym"
 )
 
 // XDP attach flags (XDP_FLAGS_* of include/uapi/linux/if_link.h).
@@ -170,13 +171,15 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 	return nil
 }
 
-// kernelHasSymbol reports whether /proc/kallsyms lists name.
+// kernelHasSymbol reports whether /proc/kallsyms lists name (true when it
+// cannot be read). It re-reads the shared table: a module may have been
+// loaded since.
 func kernelHasSymbol(name string) bool {
-	b, err := os.ReadFile("/proc/kallsyms")
-	if err != nil {
+	if err := ksym.Reload(); err != nil {
 		return true
 	}
-	return strings.Contains(string(b), " "+name+"\n") || strings.Contains(string(b), " "+name+"\t")
+	_, err := ksym.Lookup(name)
+	return !errors.Is(err, ksym.ErrNotFound)
 }
 
 // AttachKprobe attaches the kprobe program fd to the entry of the kernel

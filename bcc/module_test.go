@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/iovisor/gobpf/internal/testutil"
+	"github.com/iovisor/gobpf/pkg/ksym"
 )
 
 func TestCompileError(t *testing.T) {
@@ -230,17 +231,14 @@ func TestGetSyscallFnName(t *testing.T) {
 		t.Errorf("GetSyscallFnName(chroot) = %q, prefix %q", name, GetSyscallPrefix())
 	}
 	// Older kernels and other architectures.
-	dir := t.TempDir()
 	for _, tc := range []struct{ syms, want string }{
 		{"ffffffff81000000 T sys_bpf\nffffffff81000010 T sys_chroot\n", "sys_"},
 		{"ffff800010000000 T __arm64_sys_bpf\n", "__arm64_sys_"},
 		{"ffffffff81000000 T __x64_sys_bpf\nffffffff81000000 T __ia32_sys_bpf\n", "__x64_sys_"},
 		{"", "sys_"},
 	} {
-		p := dir + "/kallsyms"
-		os.WriteFile(p, []byte(tc.syms), 0o644)
-		if got := findSyscallPrefix(p); got != tc.want {
-			t.Errorf("findSyscallPrefix(%q) = %q, want %q", tc.syms, got, tc.want)
+		if got := syscallPrefixIn(ksym.Parse(strings.NewReader(tc.syms))); got != tc.want {
+			t.Errorf("syscallPrefixIn(%q) = %q, want %q", tc.syms, got, tc.want)
 		}
 	}
 }

@@ -15,7 +15,6 @@ static int gobpf_foreach_function_symbol(const char *module) {
 import "C"
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"regexp"
@@ -25,6 +24,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/iovisor/gobpf/pkg/ksym"
 )
 
 // Symbol is an address resolved to the function containing it.
@@ -181,35 +182,29 @@ var (
 func kernelAliases() map[uint64]string {
 	kernelAliasOnce.Do(func() {
 		kernelAliasMap = map[uint64]string{}
-		f, err := os.Open("/proc/kallsyms")
+		t, err := ksym.Load()
 		if err != nil {
 			return
 		}
-		defer f.Close()
 		type cand struct {
 			name  string
 			score [3]int
 			n     int
 		}
 		best := map[uint64]cand{}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fs := strings.Fields(sc.Text())
-			if len(fs) < 3 || len(fs[1]) != 1 {
-				continue
-			}
-			switch fs[1][0] {
+		for sym := range t.All() {
+			switch sym.Type {
 			case 't', 'T', 'w', 'W':
 			default:
 				continue
 			}
-			a, err := strconv.ParseUint(fs[0], 16, 64)
-			if err != nil || a == 0 {
+			a := sym.Addr
+			if a == 0 {
 				continue
 			}
-			name := fs[2]
+			name := sym.Name
 			c := cand{name: name}
-			if fs[1][0] == 't' || fs[1][0] == 'w' {
+			if sym.Type == 't' || sym.Type == 'w' {
 				c.score[0] = 1
 			}
 			if strings.HasPrefix(name, "__ia32_") || strings.HasPrefix(name, "__pfx_") {

@@ -1,10 +1,9 @@
 package bpf
 
 import (
-	"bufio"
-	"bytes"
-	"os"
 	"sync"
+
+	"github.com/iovisor/gobpf/pkg/ksym"
 )
 
 var (
@@ -22,7 +21,7 @@ var syscallPrefixes = []string{"__x64_sys_", "__arm64_sys_", "__s390x_sys_", "__
 // once in /proc/kallsyms.
 func GetSyscallPrefix() string {
 	syscallPrefixOnce.Do(func() {
-		syscallPrefix = findSyscallPrefix("/proc/kallsyms")
+		syscallPrefix = syscallPrefixIn(ksym.Load())
 	})
 	return syscallPrefix
 }
@@ -33,27 +32,15 @@ func GetSyscallFnName(name string) string {
 	return GetSyscallPrefix() + name
 }
 
-// findSyscallPrefix looks for the bpf syscall's function under each known
-// prefix in a kallsyms file; "sys_" when none is found.
-func findSyscallPrefix(path string) string {
-	f, err := os.Open(path)
+// syscallPrefixIn looks for the bpf syscall's function under each known
+// prefix in a kernel symbol table; "sys_" when none is found or the table
+// could not be read.
+func syscallPrefixIn(t *ksym.Table, err error) string {
 	if err != nil {
 		return "sys_"
 	}
-	defer f.Close()
-	found := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		// "ffffffff81234560 T __x64_sys_bpf" (optionally "\t[module]")
-		fields := bytes.Fields(sc.Bytes())
-		if len(fields) < 3 || !bytes.HasSuffix(fields[2], []byte("sys_bpf")) {
-			continue
-		}
-		found[string(fields[2])] = true
-	}
 	for _, p := range syscallPrefixes {
-		if found[p+"bpf"] {
+		if _, err := t.Lookup(p + "bpf"); err == nil {
 			return p
 		}
 	}

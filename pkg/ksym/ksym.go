@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"slices"
 	"sort"
@@ -200,6 +201,18 @@ func (t *Table) Resolve(addr uint64) (Symbol, uint64, error) {
 		}
 	}
 	return t.syms[j], addr - a, nil
+}
+
+// All iterates over the symbols in address order; symbols sharing an
+// address come in kallsyms order.
+func (t *Table) All() iter.Seq[Symbol] {
+	return func(yield func(Symbol) bool) {
+		for _, s := range t.syms {
+			if !yield(s) {
+				return
+			}
+		}
+	}
 }
 
 // Lookup returns the symbol called name. When several symbols share the

@@ -323,3 +323,35 @@ func TestBPFProgSymbol(t *testing.T) {
 		t.Fatalf("%s still in kallsyms after closing the program", name)
 	}
 }
+
+// TestAll: every symbol once, by address, equal addresses in file order.
+func TestAll(t *testing.T) {
+	tab, err := Parse(strings.NewReader(fixed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for s := range tab.All() {
+		got = append(got, fmt.Sprintf("%x %c %s", s.Addr, s.Type, s.Name))
+		if len(got) == 5 {
+			break // stopping early must be fine
+		}
+	}
+	want := []string{
+		"ffffffff81000000 T _stext",
+		"ffffffff81000000 T _text",
+		"ffffffff81200000 t helper",
+		"ffffffff81377c60 t __do_sys_getppid",
+		"ffffffff81377c60 T __ia32_sys_getppid",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("All() = %q, want %q", got, want)
+	}
+	n := 0
+	for range tab.All() {
+		n++
+	}
+	if n != tab.Len() {
+		t.Errorf("All() gave %d symbols, Len() = %d", n, tab.Len())
+	}
+}
