@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -13,6 +13,7 @@ import (
 
 	"github.com/iovisor/gobpf/internal/bpfsys"
 	"github.com/iovisor/gobpf/pkg/bpffs"
+	"github.com/iovisor/gobpf/pkg/cpupossible"
 )
 
 // Pinning settings of a classic map definition (struct bpf_map_def's
@@ -306,31 +307,15 @@ func (b *Module) LookupNextElement(mp *Map, key, nextKey, value unsafe.Pointer) 
 	return true, nil
 }
 
-// possibleCPUs returns how many CPUs the kernel may ever bring online.
+// possibleCPUs returns how many CPUs the kernel may ever bring online: one
+// more than the highest possible CPU number, the length of per-CPU values.
 func possibleCPUs() (int, error) {
-	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
+	cpus, err := cpupossible.Get()
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, part := range strings.Split(strings.TrimSpace(string(b)), ",") {
-		lo, hi, found := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil {
-			return 0, fmt.Errorf("parsing possible CPUs %q: %w", b, err)
-		}
-		z := a
-		if found {
-			if z, err = strconv.Atoi(hi); err != nil {
-				return 0, fmt.Errorf("parsing possible CPUs %q: %w", b, err)
-			}
-		}
-		if z+1 > n {
-			n = z + 1
-		}
+	if len(cpus) == 0 {
+		return 0, errors.New("no possible CPUs")
 	}
-	if n == 0 {
-		return 0, fmt.Errorf("no possible CPUs in %q", b)
-	}
-	return n, nil
+	return int(slices.Max(cpus)) + 1, nil
 }
