@@ -263,8 +263,22 @@ func TestStackTraces(t *testing.T) {
 				t.Errorf("StackTrace(%d) err = %v, want StackIDError %v", c.id, err, c.errno)
 			}
 		}
-		if _, err := m.StackTrace("stacks", 127); !errors.Is(err, ErrKeyNotExist) {
-			t.Errorf("unused id: err = %v, want ErrKeyNotExist", err)
+		// Stack ids are hash buckets: a stack recorded above may sit in
+		// any of them, so find one the table does not hold.
+		all, err := m.StackTable("stacks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		used := map[uint32]bool{}
+		for it := all.Table().Iter(); it.Next(); {
+			used[binary.NativeEndian.Uint32(it.Key())] = true
+		}
+		unused := 0
+		for used[uint32(unused)] {
+			unused++
+		}
+		if _, err := m.StackTrace("stacks", unused); !errors.Is(err, ErrKeyNotExist) {
+			t.Errorf("unused id %d: err = %v, want ErrKeyNotExist", unused, err)
 		}
 		if _, err := m.StackTrace("no_such_table", 0); !errors.Is(err, ErrNotFound) {
 			t.Errorf("missing table: err = %v, want ErrNotFound", err)
