@@ -1,4 +1,4 @@
-package bpf
+package bcc
 
 /*
 #cgo LDFLAGS: -lbcc
@@ -79,7 +79,7 @@ func (m *Module) begin(what string) error {
 	m.mu.Lock()
 	if _, err := m.ptr(); err != nil {
 		m.mu.Unlock()
-		return fmt.Errorf("bpf: %s: %w", what, err)
+		return fmt.Errorf("bcc: %s: %w", what, err)
 	}
 	return nil
 }
@@ -116,7 +116,7 @@ func errnoOf(err error, fallback unix.Errno) unix.Errno {
 // attachFailure builds the error of a failed libbcc attach call, adding
 // what libbcc printed to stderr.
 func attachFailure(what string, errno unix.Errno, printed string) error {
-	msg := fmt.Sprintf("bpf: %s: %v", what, errno)
+	msg := fmt.Sprintf("bcc: %s: %v", what, errno)
 	if p := strings.TrimSpace(printed); p != "" {
 		msg += " (" + strings.ReplaceAll(p, "\n", "; ") + ")"
 	}
@@ -135,14 +135,14 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 		what = "attach kretprobe to " + fnName
 	}
 	if fnName == "" {
-		return fmt.Errorf("bpf: %s: empty function name", what)
+		return fmt.Errorf("bcc: %s: empty function name", what)
 	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if !SupportsKprobes() {
-		return fmt.Errorf("bpf: %s: kernel lacks kprobes (CONFIG_KPROBES is not set): %w", what, ErrNotSupported)
+		return fmt.Errorf("bcc: %s: kernel lacks kprobes (CONFIG_KPROBES is not set): %w", what, ErrNotSupported)
 	}
 	ev := m.nextEventName(kind, fnName)
 	cev := C.CString(ev)
@@ -219,14 +219,14 @@ func (m *Module) AttachTracepoint(name string, fd int) error {
 	what := "attach tracepoint " + name
 	category, event, ok := strings.Cut(name, ":")
 	if !ok || category == "" || event == "" || strings.ContainsAny(name, "/ ") || strings.Contains(event, ":") {
-		return fmt.Errorf("bpf: %s: want \"category:name\"", what)
+		return fmt.Errorf("bcc: %s: want \"category:name\"", what)
 	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if !tracepointExists(category, event) {
-		return fmt.Errorf("bpf: %s: no such tracepoint: %w", what, ErrNotFound)
+		return fmt.Errorf("bcc: %s: no such tracepoint: %w", what, ErrNotFound)
 	}
 	cc, ce := C.CString(category), C.CString(event)
 	defer C.free(unsafe.Pointer(cc))
@@ -252,7 +252,7 @@ func (m *Module) AttachTracepoint(name string, fd int) error {
 func (m *Module) AttachRawTracepoint(name string, fd int) error {
 	what := "attach raw tracepoint " + name
 	if name == "" {
-		return fmt.Errorf("bpf: %s: empty name", what)
+		return fmt.Errorf("bcc: %s: empty name", what)
 	}
 	if err := m.begin(what); err != nil {
 		return err
@@ -281,7 +281,7 @@ func (m *Module) AttachRawTracepoint(name string, fd int) error {
 func (m *Module) AttachPerfEvent(evType, evConfig int, samplePeriod int, sampleFreq int, pid, cpu, groupFd, fd int) error {
 	what := fmt.Sprintf("attach perf event %d:%d", evType, evConfig)
 	if samplePeriod < 0 || sampleFreq < 0 || samplePeriod == 0 && sampleFreq == 0 {
-		return fmt.Errorf("bpf: %s: need a positive samplePeriod or sampleFreq", what)
+		return fmt.Errorf("bcc: %s: need a positive samplePeriod or sampleFreq", what)
 	}
 	var cpus []int
 	if cpu >= 0 {
@@ -289,7 +289,7 @@ func (m *Module) AttachPerfEvent(evType, evConfig int, samplePeriod int, sampleF
 	} else {
 		online, err := cpuonline.Get()
 		if err != nil {
-			return fmt.Errorf("bpf: %s: online CPUs: %w", what, err)
+			return fmt.Errorf("bcc: %s: online CPUs: %w", what, err)
 		}
 		for _, c := range online {
 			cpus = append(cpus, int(c))
@@ -361,11 +361,11 @@ func (m *Module) attachUprobe(attachType int, name, symbol string, fd, pid int) 
 	}
 	path, err := uprobeTarget(name, pid)
 	if err != nil {
-		return fmt.Errorf("bpf: %s: %w", what, err)
+		return fmt.Errorf("bcc: %s: %w", what, err)
 	}
 	path, off, err := ResolveSymbolAddress(path, symbol, pid)
 	if err != nil {
-		return fmt.Errorf("bpf: %s: %w", what, err)
+		return fmt.Errorf("bcc: %s: %w", what, err)
 	}
 	if impl, ok := ifuncImplOffset(path, symbol); ok {
 		off = impl
@@ -426,11 +426,11 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 	}
 	path, err := uprobeTarget(name, pid)
 	if err != nil {
-		return fmt.Errorf("bpf: %s: %w", what, err)
+		return fmt.Errorf("bcc: %s: %w", what, err)
 	}
 	syms, err := matchUserSymbols(path, match)
 	if err != nil {
-		return fmt.Errorf("bpf: %s: %w", what, err)
+		return fmt.Errorf("bcc: %s: %w", what, err)
 	}
 	type target struct {
 		sym, path string
@@ -441,7 +441,7 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 	for _, s := range syms {
 		p, off, err := ResolveSymbolAddress(path, s.name, pid)
 		if err != nil {
-			return fmt.Errorf("bpf: %s: %w", what, err)
+			return fmt.Errorf("bcc: %s: %w", what, err)
 		}
 		if impl, ok := ifuncImplOffset(p, s.name); ok {
 			off = impl
@@ -453,7 +453,7 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 		targets = append(targets, target{s.name, p, off})
 	}
 	if len(targets) == 0 {
-		return fmt.Errorf("bpf: %s: no function matches: %w", what, ErrNotFound)
+		return fmt.Errorf("bcc: %s: no function matches: %w", what, ErrNotFound)
 	}
 	if err := m.begin(what); err != nil {
 		return err
@@ -490,20 +490,20 @@ func (m *Module) attachXDP(devName string, fd int, flags uint32) error {
 		what = "remove XDP from " + devName
 	}
 	if devName == "" {
-		return fmt.Errorf("bpf: %s: empty device name", what)
+		return fmt.Errorf("bcc: %s: empty device name", what)
 	}
 	if flags&^XDP_FLAGS_MASK != 0 {
-		return fmt.Errorf("bpf: %s: unknown flags %#x", what, flags&^XDP_FLAGS_MASK)
+		return fmt.Errorf("bcc: %s: unknown flags %#x", what, flags&^XDP_FLAGS_MASK)
 	}
 	if _, err := net.InterfaceByName(devName); err != nil {
-		return fmt.Errorf("bpf: %s: no such device: %w", what, ErrNotFound)
+		return fmt.Errorf("bcc: %s: no such device: %w", what, ErrNotFound)
 	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if err := xdpSet(devName, fd, flags); err != nil {
-		return fmt.Errorf("bpf: %s: %w", what, err)
+		return fmt.Errorf("bcc: %s: %w", what, err)
 	}
 	if fd < 0 {
 		delete(m.xdp, devName)

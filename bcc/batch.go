@@ -1,4 +1,4 @@
-package bpf
+package bcc
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ import (
 // ErrBatchTooSmall is returned by BatchLookup and BatchLookupAndDelete on
 // hash tables when one hash bucket holds more entries than the buffers
 // passed have room for; retry with larger buffers (BatchIter does so).
-var ErrBatchTooSmall = errors.New("bpf: batch buffers smaller than a hash bucket")
+var ErrBatchTooSmall = errors.New("bcc: batch buffers smaller than a hash bucket")
 
 // errENOTSUPP is the kernel-internal ENOTSUPP (524) that bpf(2) returns for
 // batch commands a map type does not implement.

@@ -4,16 +4,17 @@
 // that drifts from upstream breaks the build of this test. Only the API is
 // checked here, not behaviour; additions beyond upstream are not listed.
 //
-// The package is named bpf, as gobpf's examples import it; the alias below
-// spells it as upstream's package clause does.
-package bpf_test
+// The package clause is bcc, as upstream's, and this file imports it
+// plainly (no alias), as exporters and gobpf's own integration test do;
+// gobpf's examples import it under the alias bpf (see examples/).
+package bcc_test
 
 import (
 	"encoding/binary"
 	"testing"
 	"unsafe"
 
-	bcc "github.com/iovisor/gobpf/bcc"
+	"github.com/iovisor/gobpf/bcc"
 )
 
 // Package-level functions.

@@ -1,4 +1,4 @@
-// Package bpf is a cgo binding over libbcc, the BPF Compiler Collection.
+// Package bcc is a cgo binding over libbcc, the BPF Compiler Collection.
 //
 // A Go program hands NewModule C source; libbcc's in-process clang compiles
 // it to eBPF. The module then loads its functions as programs
@@ -8,4 +8,4 @@
 //
 // The API follows github.com/iovisor/gobpf's bcc package; everything a
 // module opens is released by Module.Close.
-package bpf
+package bcc

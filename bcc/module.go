@@ -1,4 +1,4 @@
-package bpf
+package bcc
 
 /*
 #cgo LDFLAGS: -lbcc
@@ -187,9 +187,9 @@ type CompileError struct {
 func (e *CompileError) Error() string {
 	d := strings.TrimSpace(e.Diagnostics)
 	if d == "" {
-		return "bpf: failed to compile module (libbcc printed no diagnostics)"
+		return "bcc: failed to compile module (libbcc printed no diagnostics)"
 	}
-	return "bpf: failed to compile module:\n" + d
+	return "bcc: failed to compile module:\n" + d
 }
 
 // NewModuleWithError compiles code with libbcc, returning clang's
@@ -300,7 +300,7 @@ type LoadError struct {
 }
 
 func (e *LoadError) Error() string {
-	s := fmt.Sprintf("bpf: loading program %q: %v", e.Name, e.Err)
+	s := fmt.Sprintf("bcc: loading program %q: %v", e.Name, e.Err)
 	if l := strings.TrimSpace(e.Log); l != "" {
 		s += "\nverifier log:\n" + l
 	}
@@ -318,11 +318,18 @@ const maxLogSize = 16 << 20
 // rejection returns a *LoadError whose message holds the verifier log,
 // retrying with log level 1 when the first attempt produced none.
 func (m *Module) Load(name string, progType int, logLevel, logSize uint) (int, error) {
+	return m.load(name, progType, -1, logLevel, logSize)
+}
+
+// load is Load with the program's expected attach type (enum
+// bpf_attach_type), which the kernel requires at load for some program
+// types (cgroup sock_addr and sockopt, tracing); -1 passes none.
+func (m *Module) load(name string, progType, attachType int, logLevel, logSize uint) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p, err := m.ptr()
 	if err != nil {
-		return -1, fmt.Errorf("bpf: load %q: %w", name, err)
+		return -1, fmt.Errorf("bcc: load %q: %w", name, err)
 	}
 	if fd, ok := m.funcs[name]; ok {
 		return fd, nil
@@ -332,11 +339,11 @@ func (m *Module) Load(name string, progType int, logLevel, logSize uint) (int, e
 	start := C.bpf_function_start(p, cname)
 	size := C.bpf_function_size(p, cname)
 	if start == nil {
-		return -1, fmt.Errorf("bpf: function %q: %w in module", name, ErrNotFound)
+		return -1, fmt.Errorf("bcc: function %q: %w in module", name, ErrNotFound)
 	}
-	fd, log, errno := m.loadOnce(p, cname, start, size, progType, logLevel, logSize)
+	fd, log, errno := m.loadOnce(p, cname, start, size, progType, attachType, logLevel, logSize)
 	if fd < 0 && strings.TrimSpace(log) == "" {
-		fd, log, errno = m.loadOnce(p, cname, start, size, progType, 1, maxLogSize)
+		fd, log, errno = m.loadOnce(p, cname, start, size, progType, attachType, 1, maxLogSize)
 	}
 	if fd < 0 {
 		if errno == nil {
@@ -348,7 +355,7 @@ func (m *Module) Load(name string, progType int, logLevel, logSize uint) (int, e
 	return fd, nil
 }
 
-func (m *Module) loadOnce(p unsafe.Pointer, cname *C.char, start unsafe.Pointer, size C.size_t, progType int, logLevel, logSize uint) (int, string, error) {
+func (m *Module) loadOnce(p unsafe.Pointer, cname *C.char, start unsafe.Pointer, size C.size_t, progType, attachType int, logLevel, logSize uint) (int, string, error) {
 	var buf []byte
 	var bufp *C.char
 	if logSize > 0 {
@@ -362,7 +369,7 @@ func (m *Module) loadOnce(p unsafe.Pointer, cname *C.char, start unsafe.Pointer,
 	var errno error
 	printed := captureStderr(func() {
 		fd, errno = C.bcc_func_load(p, C.int(progType), cname, (*C.struct_bpf_insn)(start), C.int(size),
-			C.bpf_module_license(p), C.bpf_module_kern_version(p), C.int(logLevel), bufp, C.uint(len(buf)), nil, -1)
+			C.bpf_module_license(p), C.bpf_module_kern_version(p), C.int(logLevel), bufp, C.uint(len(buf)), nil, C.int(attachType))
 	})
 	if fd >= 0 {
 		return int(fd), "", nil
@@ -394,7 +401,7 @@ func (m *Module) GetProgramTag(fd int) (uint64, error) {
 	_, err := m.ptr()
 	m.mu.Unlock()
 	if err != nil {
-		return 0, fmt.Errorf("bpf: program tag: %w", err)
+		return 0, fmt.Errorf("bcc: program tag: %w", err)
 	}
 	var tag C.ulonglong
 	r, errno := C.bpf_prog_get_tag(C.int(fd), &tag)
@@ -402,7 +409,7 @@ func (m *Module) GetProgramTag(fd int) (uint64, error) {
 		if errno == nil {
 			errno = unix.EINVAL
 		}
-		return 0, fmt.Errorf("bpf: program tag of fd %d: %w", fd, errno)
+		return 0, fmt.Errorf("bcc: program tag of fd %d: %w", fd, errno)
 	}
 	return uint64(tag), nil
 }

@@ -1,4 +1,4 @@
-package bpf
+package bcc
 
 import (
 	"context"
@@ -40,7 +40,7 @@ func readerErr(err error) error {
 // tableFD runs f with the table's map fd while the module cannot close it.
 func tableFD(table *Table, f func(fd int) error) error {
 	if table == nil {
-		return errors.New("bpf: nil table")
+		return errors.New("bcc: nil table")
 	}
 	if err := table.begin(); err != nil {
 		return err
@@ -70,7 +70,7 @@ type PerfReader struct {
 // its rings in the table: programs' perf_submit calls land in it from now on.
 func NewPerfReader(table *Table, opts ...PerfReaderOptions) (*PerfReader, error) {
 	if len(opts) > 1 {
-		return nil, errors.New("bpf: NewPerfReader takes at most one PerfReaderOptions")
+		return nil, errors.New("bcc: NewPerfReader takes at most one PerfReaderOptions")
 	}
 	var o PerfReaderOptions
 	if len(opts) == 1 {
@@ -85,7 +85,7 @@ func NewPerfReader(table *Table, opts ...PerfReaderOptions) (*PerfReader, error)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bpf: perf reader on table %s: %w", tableName(table), err)
+		return nil, fmt.Errorf("bcc: perf reader on table %s: %w", tableName(table), err)
 	}
 	r := &PerfReader{r: pr, m: table.module}
 	r.m.own(r)
@@ -297,10 +297,10 @@ func InitPerfMap(table *Table, receiverChan chan []byte, lostChan chan uint64) (
 // wait in them.
 func InitPerfMapWithPageCnt(table *Table, receiverChan chan []byte, lostChan chan uint64, pageCnt int) (*PerfMap, error) {
 	if receiverChan == nil {
-		return nil, errors.New("bpf: InitPerfMap: nil receiver channel")
+		return nil, errors.New("bcc: InitPerfMap: nil receiver channel")
 	}
 	if pageCnt <= 0 || pageCnt&(pageCnt-1) != 0 {
-		return nil, fmt.Errorf("bpf: InitPerfMap: page count %d is not a power of two", pageCnt)
+		return nil, fmt.Errorf("bcc: InitPerfMap: page count %d is not a power of two", pageCnt)
 	}
 	var pr *perfring.PerfReader
 	err := tableFD(table, func(fd int) (err error) {
@@ -308,7 +308,7 @@ func InitPerfMapWithPageCnt(table *Table, receiverChan chan []byte, lostChan cha
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bpf: perf map %s: %w", tableName(table), err)
+		return nil, fmt.Errorf("bcc: perf map %s: %w", tableName(table), err)
 	}
 	pm := &PerfMap{r: pr, p: newPump(pr, table.module, receiverChan, lostChan)}
 	pm.p.drainPrep = func() { pr.Pause() }

@@ -1,4 +1,4 @@
-package bpf
+package bcc
 
 import (
 	"context"
@@ -46,7 +46,7 @@ func NewRingBufReader(table *Table) (*RingBufReader, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bpf: ring buffer reader on table %s: %w", tableName(table), err)
+		return nil, fmt.Errorf("bcc: ring buffer reader on table %s: %w", tableName(table), err)
 	}
 	r := &RingBufReader{r: rr, m: table.module}
 	r.m.own(r)
@@ -96,7 +96,7 @@ type RingBuf struct {
 // ring).
 func InitRingBuf(table *Table, receiverChan chan []byte) (*RingBuf, error) {
 	if receiverChan == nil {
-		return nil, errors.New("bpf: InitRingBuf: nil receiver channel")
+		return nil, errors.New("bcc: InitRingBuf: nil receiver channel")
 	}
 	var rr *perfring.RingBufReader
 	err := tableFD(table, func(fd int) (err error) {
@@ -104,7 +104,7 @@ func InitRingBuf(table *Table, receiverChan chan []byte) (*RingBuf, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bpf: ring buffer %s: %w", tableName(table), err)
+		return nil, fmt.Errorf("bcc: ring buffer %s: %w", tableName(table), err)
 	}
 	rb := &RingBuf{p: newPump(rr, table.module, receiverChan, nil)}
 	// The ring cannot be paused: drain at most one ring's worth, which is

@@ -1,4 +1,4 @@
-package bpf
+package bcc
 
 /*
 #include <stdlib.h>
@@ -185,9 +185,9 @@ func NewTable(id C.size_t, module *Module) *Table {
 	}
 	if id >= C.bpf_num_tables(p) {
 		if id == noTable {
-			t.err = fmt.Errorf("bpf: no such table: %w", ErrNotFound)
+			t.err = fmt.Errorf("bcc: no such table: %w", ErrNotFound)
 		} else {
-			t.err = fmt.Errorf("bpf: no table with id %d: %w", uint64(id), ErrNotFound)
+			t.err = fmt.Errorf("bcc: no table with id %d: %w", uint64(id), ErrNotFound)
 		}
 		return t
 	}
@@ -203,13 +203,13 @@ func NewTable(id C.size_t, module *Module) *Table {
 	t.valueSize = t.leafSize
 	t.stride = t.leafSize
 	if t.fd < 0 {
-		t.err = fmt.Errorf("bpf: table %s has no map fd (not loaded?): %w", t.name, ErrNotFound)
+		t.err = fmt.Errorf("bcc: table %s has no map fd (not loaded?): %w", t.name, ErrNotFound)
 		return t
 	}
 	if isPerCPU(t.mapType) {
 		cpus, err := cpupossible.Get()
 		if err != nil {
-			t.err = fmt.Errorf("bpf: table %s is per-CPU: %w", t.name, err)
+			t.err = fmt.Errorf("bcc: table %s is per-CPU: %w", t.name, err)
 			return t
 		}
 		t.ncpu = len(cpus)
@@ -304,7 +304,7 @@ func (t *Table) begin() error {
 
 func (t *Table) end() { t.g.mu.RUnlock() }
 
-var errZeroTable = fmt.Errorf("bpf: Table not made by NewTable: %w", ErrNotFound)
+var errZeroTable = fmt.Errorf("bcc: Table not made by NewTable: %w", ErrNotFound)
 
 // bptr returns a pointer to b's first byte (nil for an empty slice).
 func bptr(b []byte) unsafe.Pointer {
