@@ -15,10 +15,12 @@ import (
 // lock locks p's module and checks that p is still loaded. On success the
 // caller must unlock p.mod.mu.
 func (p *CgroupProgram) lock() error {
-	if p == nil {
+	if p == nil || p.mod == nil {
 		return fmt.Errorf("elf: nil cgroup program: %w", ErrNotFound)
 	}
-	p.mod.mu.Lock()
+	if err := p.mod.lockOpen("cgroup program " + p.Name); err != nil {
+		return err
+	}
 	if p.fd < 0 {
 		p.mod.mu.Unlock()
 		return fmt.Errorf("elf: cgroup program %q: %w", p.Name, ErrClosed)
@@ -120,10 +122,12 @@ func AttachSocketFilter(socketFilter *SocketFilter, sockFd int) error {
 	if socketFilter == nil {
 		return fmt.Errorf("elf: nil socket filter: %w", ErrNotFound)
 	}
-	if socketFilter.fd < 0 {
-		return fmt.Errorf("elf: socket filter %q: %w", socketFilter.Name, ErrClosed)
+	fd, err := socketFilter.acquire("socket filter")
+	if err != nil {
+		return err
 	}
-	if err := unix.SetsockoptInt(sockFd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, socketFilter.fd); err != nil {
+	defer socketFilter.release()
+	if err := unix.SetsockoptInt(sockFd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, fd); err != nil {
 		return fmt.Errorf("elf: error attaching BPF socket filter: %w", err)
 	}
 	return nil
@@ -154,8 +158,13 @@ func (xdpp *XDPProgram) Attach(devName string) error {
 
 // AttachWithFlags is Attach with XDP flags (XDPFlagsSKBMode, ...).
 func (xdpp *XDPProgram) AttachWithFlags(devName string, flags uint32) error {
+	if xdpp == nil || xdpp.mod == nil {
+		return fmt.Errorf("elf: nil XDP program: %w", ErrNotFound)
+	}
 	b := xdpp.mod
-	b.mu.Lock()
+	if err := b.lockOpen("XDP program " + xdpp.Name); err != nil {
+		return err
+	}
 	defer b.mu.Unlock()
 	if xdpp.fd < 0 {
 		return fmt.Errorf("elf: XDP program %q: %w", xdpp.Name, ErrClosed)
@@ -169,6 +178,9 @@ func (xdpp *XDPProgram) AttachWithFlags(devName string, flags uint32) error {
 
 // Detach detaches the XDP program from every device it was attached to.
 func (xdpp *XDPProgram) Detach() error {
+	if xdpp == nil || xdpp.mod == nil {
+		return fmt.Errorf("elf: nil XDP program: %w", ErrNotFound)
+	}
 	b := xdpp.mod
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -197,8 +209,8 @@ func (b *Module) AttachXDP(devName string, secName string) error {
 
 // AttachXDPWithFlags attaches an xdp section to a device with flags.
 func (b *Module) AttachXDPWithFlags(devName string, secName string, flags uint32) error {
-	p, ok := b.xdpPrograms[secName]
-	if !ok {
+	p := get(b, &b.xdpPrograms, secName)
+	if p == nil {
 		return fmt.Errorf("elf: no such XDP hook %q: %w", secName, ErrNotFound)
 	}
 	return p.AttachWithFlags(devName, flags)

@@ -52,8 +52,17 @@ type MapDef struct {
 	BTF        bool // defined in the ".maps" section
 }
 
-// Fd returns the map's file descriptor (-1 once closed).
-func (m *Map) Fd() int { return m.fd }
+// Fd returns the map's file descriptor (-1 once the module's Close began).
+// The fd stays valid until then: a caller that keeps using it must not
+// race Close (the module's own map operations are safe to race it).
+func (m *Map) Fd() int {
+	fd, err := m.acquire()
+	if err != nil {
+		return -1
+	}
+	m.release()
+	return fd
+}
 
 // Def returns the map's definition.
 func (m *Map) Def() MapDef {
@@ -227,25 +236,16 @@ func removeEmptyDirs(dir string) {
 	}
 }
 
-func (b *Module) mapFD(mp *Map) (int, error) {
-	if mp == nil {
-		return -1, fmt.Errorf("elf: nil map: %w", ErrNotFound)
-	}
-	if mp.fd < 0 {
-		return -1, fmt.Errorf("elf: map %q: %w", mp.Name, ErrClosed)
-	}
-	return mp.fd, nil
-}
-
 // UpdateElement stores value at key in mp. flags: BPF_ANY (0) creates or
 // updates, BPF_NOEXIST (1) only creates, BPF_EXIST (2) only updates.
 // key and value point to memory of the map's key and value sizes (for
 // per-CPU maps, value holds one aligned value per possible CPU).
 func (b *Module) UpdateElement(mp *Map, key, value unsafe.Pointer, flags uint64) error {
-	fd, err := b.mapFD(mp)
+	fd, err := mp.acquire()
 	if err != nil {
 		return err
 	}
+	defer mp.release()
 	if err := bpfsys.MapUpdateElem(fd, key, value, flags); err != nil {
 		return fmt.Errorf("unable to update element: %w", err)
 	}
@@ -254,10 +254,11 @@ func (b *Module) UpdateElement(mp *Map, key, value unsafe.Pointer, flags uint64)
 
 // LookupElement copies the value at key in mp into value.
 func (b *Module) LookupElement(mp *Map, key, value unsafe.Pointer) error {
-	fd, err := b.mapFD(mp)
+	fd, err := mp.acquire()
 	if err != nil {
 		return err
 	}
+	defer mp.release()
 	if err := bpfsys.MapLookupElem(fd, key, value); err != nil {
 		return fmt.Errorf("unable to lookup element: %w", err)
 	}
@@ -266,10 +267,11 @@ func (b *Module) LookupElement(mp *Map, key, value unsafe.Pointer) error {
 
 // LookupAndDeleteElement pops an element of a queue or stack map into value.
 func (b *Module) LookupAndDeleteElement(mp *Map, value unsafe.Pointer) error {
-	fd, err := b.mapFD(mp)
+	fd, err := mp.acquire()
 	if err != nil {
 		return err
 	}
+	defer mp.release()
 	if err := bpfsys.MapLookupAndDeleteElem(fd, nil, value); err != nil {
 		return fmt.Errorf("unable to lookup and delete element: %w", err)
 	}
@@ -278,10 +280,11 @@ func (b *Module) LookupAndDeleteElement(mp *Map, value unsafe.Pointer) error {
 
 // DeleteElement deletes key from mp.
 func (b *Module) DeleteElement(mp *Map, key unsafe.Pointer) error {
-	fd, err := b.mapFD(mp)
+	fd, err := mp.acquire()
 	if err != nil {
 		return err
 	}
+	defer mp.release()
 	if err := bpfsys.MapDeleteElem(fd, key); err != nil {
 		return fmt.Errorf("unable to delete element: %w", err)
 	}
@@ -291,10 +294,11 @@ func (b *Module) DeleteElement(mp *Map, key unsafe.Pointer) error {
 // LookupNextElement stores the key after key (key nil: the first key) in
 // nextKey and its value in value. It returns false at the end of the map.
 func (b *Module) LookupNextElement(mp *Map, key, nextKey, value unsafe.Pointer) (bool, error) {
-	fd, err := b.mapFD(mp)
+	fd, err := mp.acquire()
 	if err != nil {
 		return false, err
 	}
+	defer mp.release()
 	if err := bpfsys.MapGetNextKey(fd, key, nextKey); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return false, nil

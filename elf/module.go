@@ -36,7 +36,11 @@ type Module struct {
 	fileName   string
 	fileReader io.ReaderAt
 
-	mu          sync.Mutex
+	// mu guards everything below and the fds of the module's maps,
+	// programs and perf events (see guard.go): operations that only use
+	// an fd hold it shared, Load, Close and attachments hold it
+	// exclusively, so that no fd is used once Close began.
+	mu          sync.RWMutex
 	logSize     uint32
 	log         []byte
 	spec        *objectSpec
@@ -62,10 +66,23 @@ type program struct {
 	Name     string
 	fd       int
 	funcName string
+	mod      *Module
 }
 
 // Fd returns the program's file descriptor (-1 once the module is closed).
-func (p *program) Fd() int { return p.fd }
+// The fd stays valid until the module's Close begins: a caller that keeps
+// using it must not race Close.
+func (p *program) Fd() int {
+	if p == nil || p.mod == nil {
+		return -1
+	}
+	p.mod.mu.RLock()
+	defer p.mod.mu.RUnlock()
+	if p.mod.closed {
+		return -1
+	}
+	return p.fd
+}
 
 // FuncName returns the name of the C function the program was compiled from.
 func (p *program) FuncName() string { return p.funcName }
@@ -100,7 +117,6 @@ type RawTracepointProgram struct {
 // CgroupProgram is a cgroup/skb or cgroup/sock program.
 type CgroupProgram struct {
 	program
-	mod     *Module
 	attachs []cgroupAttachment
 }
 
@@ -123,7 +139,6 @@ type SchedProgram struct {
 // XDPProgram is an xdp... program.
 type XDPProgram struct {
 	program
-	mod     *Module
 	attachs map[string]uint32 // device -> flags used
 }
 
@@ -194,11 +209,19 @@ func NewModuleFromReaderWithLog(fileReader io.ReaderAt, logSize uint32) *Module 
 }
 
 // Log returns the verifier log of the last program the kernel rejected.
-func (b *Module) Log() []byte { return b.log }
+func (b *Module) Log() []byte {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.log
+}
 
 // EnableOptionCompatProbe makes Load rewrite kprobe/SyS_NAME and
 // kprobe/sys_NAME sections to the running kernel's syscall symbol.
-func (b *Module) EnableOptionCompatProbe() { b.compatProbe = true }
+func (b *Module) EnableOptionCompatProbe() {
+	b.mu.Lock()
+	b.compatProbe = true
+	b.mu.Unlock()
+}
 
 // parse reads and checks the object without loading anything.
 func (b *Module) parse() (*objectSpec, error) {
@@ -317,7 +340,7 @@ func (b *Module) load(spec *objectSpec, params map[string]SectionParams) error {
 }
 
 func (b *Module) addProgram(ps *progSpec, fd int) {
-	p := program{Name: ps.Section, fd: fd, funcName: ps.FuncName}
+	p := program{Name: ps.Section, fd: fd, funcName: ps.FuncName, mod: b}
 	switch ps.Kind {
 	case kindKprobe, kindKretprobe:
 		if b.compatProbe {
@@ -333,9 +356,9 @@ func (b *Module) addProgram(ps *progSpec, fd int) {
 	case kindSocketFilter:
 		b.socketFilters[p.Name] = &SocketFilter{program: p}
 	case kindCgroupSkb, kindCgroupSock:
-		b.cgroupPrograms[p.Name] = &CgroupProgram{program: p, mod: b}
+		b.cgroupPrograms[p.Name] = &CgroupProgram{program: p}
 	case kindXDP:
-		b.xdpPrograms[p.Name] = &XDPProgram{program: p, mod: b, attachs: map[string]uint32{}}
+		b.xdpPrograms[p.Name] = &XDPProgram{program: p, attachs: map[string]uint32{}}
 	case kindSchedCls, kindSchedAct:
 		b.schedPrograms[p.Name] = &SchedProgram{program: p}
 	}
@@ -364,13 +387,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// iter emits m's values, by name, on a channel it closes at the end. As in
-// gobpf, the caller must drain the channel.
-func iter[V any](m map[string]V) <-chan V {
-	vals := make([]V, 0, len(m))
-	for _, k := range sortedKeys(m) {
-		vals = append(vals, m[k])
+// iter emits the values of the module's map m, by name, on a channel it
+// closes at the end. As in gobpf, the caller must drain the channel.
+func iter[V any](b *Module, m *map[string]V) <-chan V {
+	b.mu.RLock()
+	vals := make([]V, 0, len(*m))
+	for _, k := range sortedKeys(*m) {
+		vals = append(vals, (*m)[k])
 	}
+	b.mu.RUnlock()
 	ch := make(chan V)
 	go func() {
 		for _, v := range vals {
@@ -382,73 +407,75 @@ func iter[V any](m map[string]V) <-chan V {
 }
 
 // IterKprobes emits the module's kprobes and kretprobes.
-func (b *Module) IterKprobes() <-chan *Kprobe { return iter(b.probes) }
+func (b *Module) IterKprobes() <-chan *Kprobe { return iter(b, &b.probes) }
 
 // IterUprobes emits the module's uprobes and uretprobes.
-func (b *Module) IterUprobes() <-chan *Uprobe { return iter(b.uprobes) }
+func (b *Module) IterUprobes() <-chan *Uprobe { return iter(b, &b.uprobes) }
 
 // IterCgroupProgram emits the module's cgroup programs.
-func (b *Module) IterCgroupProgram() <-chan *CgroupProgram { return iter(b.cgroupPrograms) }
+func (b *Module) IterCgroupProgram() <-chan *CgroupProgram { return iter(b, &b.cgroupPrograms) }
 
 // IterTracepointProgram emits the module's tracepoint programs.
 func (b *Module) IterTracepointProgram() <-chan *TracepointProgram {
-	return iter(b.tracepointPrograms)
+	return iter(b, &b.tracepointPrograms)
 }
 
 // IterRawTracepointProgram emits the module's raw tracepoint programs.
 func (b *Module) IterRawTracepointProgram() <-chan *RawTracepointProgram {
-	return iter(b.rawTracepointPrograms)
+	return iter(b, &b.rawTracepointPrograms)
 }
 
 // IterSocketFilter emits the module's socket filters.
-func (b *Module) IterSocketFilter() <-chan *SocketFilter { return iter(b.socketFilters) }
+func (b *Module) IterSocketFilter() <-chan *SocketFilter { return iter(b, &b.socketFilters) }
 
 // IterSchedProgram emits the module's sched_cls/sched_act programs.
-func (b *Module) IterSchedProgram() <-chan *SchedProgram { return iter(b.schedPrograms) }
+func (b *Module) IterSchedProgram() <-chan *SchedProgram { return iter(b, &b.schedPrograms) }
 
 // IterXDPProgram emits the module's XDP programs.
-func (b *Module) IterXDPProgram() <-chan *XDPProgram { return iter(b.xdpPrograms) }
+func (b *Module) IterXDPProgram() <-chan *XDPProgram { return iter(b, &b.xdpPrograms) }
 
 // IterMaps emits the module's maps.
-func (b *Module) IterMaps() <-chan *Map { return iter(b.maps) }
+func (b *Module) IterMaps() <-chan *Map { return iter(b, &b.maps) }
 
 // Kprobe returns the kprobe/kretprobe of that section name, or nil.
-func (b *Module) Kprobe(name string) *Kprobe { return b.probes[name] }
+func (b *Module) Kprobe(name string) *Kprobe { return get(b, &b.probes, name) }
 
 // Uprobe returns the uprobe/uretprobe of that section name, or nil.
-func (b *Module) Uprobe(name string) *Uprobe { return b.uprobes[name] }
+func (b *Module) Uprobe(name string) *Uprobe { return get(b, &b.uprobes, name) }
 
 // UprobeProgram is Uprobe.
-func (b *Module) UprobeProgram(name string) *Uprobe { return b.uprobes[name] }
+func (b *Module) UprobeProgram(name string) *Uprobe { return get(b, &b.uprobes, name) }
 
 // CgroupProgram returns the cgroup program of that section name, or nil.
-func (b *Module) CgroupProgram(name string) *CgroupProgram { return b.cgroupPrograms[name] }
+func (b *Module) CgroupProgram(name string) *CgroupProgram { return get(b, &b.cgroupPrograms, name) }
 
 // SocketFilter returns the socket filter of that section name, or nil.
-func (b *Module) SocketFilter(name string) *SocketFilter { return b.socketFilters[name] }
+func (b *Module) SocketFilter(name string) *SocketFilter { return get(b, &b.socketFilters, name) }
 
 // TracepointProgram returns the tracepoint program of that section name, or nil.
 func (b *Module) TracepointProgram(name string) *TracepointProgram {
-	return b.tracepointPrograms[name]
+	return get(b, &b.tracepointPrograms, name)
 }
 
 // RawTracepointProgram returns the raw tracepoint program of that section name, or nil.
 func (b *Module) RawTracepointProgram(name string) *RawTracepointProgram {
-	return b.rawTracepointPrograms[name]
+	return get(b, &b.rawTracepointPrograms, name)
 }
 
 // SchedProgram returns the sched_cls/sched_act program of that section name, or nil.
-func (b *Module) SchedProgram(name string) *SchedProgram { return b.schedPrograms[name] }
+func (b *Module) SchedProgram(name string) *SchedProgram { return get(b, &b.schedPrograms, name) }
 
 // XDPProgram returns the XDP program of that section name, or nil.
-func (b *Module) XDPProgram(name string) *XDPProgram { return b.xdpPrograms[name] }
+func (b *Module) XDPProgram(name string) *XDPProgram { return get(b, &b.xdpPrograms, name) }
 
 // Map returns the map of that name, or nil.
-func (b *Module) Map(name string) *Map { return b.maps[name] }
+func (b *Module) Map(name string) *Map { return get(b, &b.maps, name) }
 
 // UpdateKprobeNameForHandler renames the kprobe loaded from section handler
 // to newKprobeName (e.g. "kprobe/other_function") before EnableKprobe.
 func (b *Module) UpdateKprobeNameForHandler(handler, newKprobeName string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	p, ok := b.probes[handler]
 	if !ok {
 		return fmt.Errorf("elf: no such handler %q in kprobe mapping: %w", handler, ErrNotFound)
@@ -466,6 +493,13 @@ func (b *Module) Close() error { return b.CloseExt(nil) }
 // CloseExt is Close with per-map options keyed "maps/NAME": Unpin removes
 // the map's pin (PinPath overrides the path for PIN_CUSTOM_NS maps).
 func (b *Module) CloseExt(options map[string]CloseOptions) error {
+	if b == nil {
+		return nil
+	}
+	// Taking mu exclusively waits for every operation in flight on the
+	// module's fds; operations that start later see closed and return
+	// ErrClosed, so no fd number is used after it was closed (and maybe
+	// reused by another module's object).
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {

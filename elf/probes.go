@@ -247,15 +247,21 @@ func (b *Module) EnableKprobe(secName string, maxactive int) error {
 // EnableKprobes enables all kprobes/kretprobes of the module. maxactive
 // applies to all the kretprobes.
 func (b *Module) EnableKprobes(maxactive int) error {
+	if err := b.rlockOpen("enable kprobes"); err != nil {
+		return err
+	}
+	handlers := sortedKeys(b.probes)
 	byFunc := map[string]string{}
-	for _, handler := range sortedKeys(b.probes) {
+	for _, handler := range handlers {
 		name := b.probes[handler].Name
 		if h, ok := byFunc[name]; ok {
+			b.mu.RUnlock()
 			return fmt.Errorf("elf: found two handlers (%s and %s) mapping to the same kprobe function %s", h, handler, name)
 		}
 		byFunc[name] = handler
 	}
-	for _, handler := range sortedKeys(b.probes) {
+	b.mu.RUnlock()
+	for _, handler := range handlers {
 		if err := b.EnableKprobe(handler, maxactive); err != nil {
 			return err
 		}
@@ -348,9 +354,13 @@ func AttachUprobe(uprobe *Uprobe, path string, offset uint64) error {
 
 // AttachUprobePid is AttachUprobe for process pid only (-1: all processes).
 func AttachUprobePid(uprobe *Uprobe, pid int, path string, offset uint64) error {
-	if uprobe == nil {
+	if uprobe == nil || uprobe.mod == nil {
 		return fmt.Errorf("elf: nil uprobe: %w", ErrNotFound)
 	}
+	if err := uprobe.mod.lockOpen("uprobe " + uprobe.Name); err != nil {
+		return err
+	}
+	defer uprobe.mod.mu.Unlock()
 	if uprobe.fd < 0 {
 		return fmt.Errorf("elf: uprobe %q: %w", uprobe.Name, ErrClosed)
 	}
