@@ -16,8 +16,10 @@ import (
 
 // Errors returned (wrapped) by this package; match them with errors.Is.
 var (
-	// ErrNotSupported: the running kernel lacks a feature (kprobes, ...).
-	ErrNotSupported = errors.New("not supported by the running kernel")
+	// ErrNotSupported: the running kernel (kprobes, ...) or this loader
+	// (global data, CO-RE relocations, compressed sections, ...) lacks a
+	// feature the object or the call needs.
+	ErrNotSupported = errors.New("not supported")
 	// ErrNotFound: no program or map of that name in the module.
 	ErrNotFound = errors.New("not found")
 	// ErrClosed: the module was closed.

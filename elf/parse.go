@@ -156,6 +156,9 @@ func parseObject(r io.ReaderAt) (spec *objectSpec, err error) {
 	if (f.ByteOrder == binary.LittleEndian) != wantLE {
 		return nil, fmt.Errorf("elf: object byte order %v does not match the host's", f.ByteOrder)
 	}
+	if err := checkLayout(f, r); err != nil {
+		return nil, err
+	}
 	p := &parser{f: f, bo: f.ByteOrder, secs: map[int]*rawSection{}, rels: map[int][]int{}}
 	for i, s := range f.Sections {
 		if s.Type == elf.SHT_REL || s.Type == elf.SHT_RELA {
@@ -175,6 +178,7 @@ type parser struct {
 	symsErr error
 	secs    map[int]*rawSection
 	spec    objectSpec
+	linked  int // instructions of the programs so far (see maxLinkedInsns)
 }
 
 func (p *parser) data(i int) ([]byte, error) {
@@ -489,6 +493,10 @@ func (p *parser) program(i int, kind progKind, typ bpfsys.ProgType) (*progSpec, 
 		}
 	}
 	prog.Insns = insns
+	p.linked += len(insns)
+	if p.linked > maxLinkedInsns {
+		return nil, fmt.Errorf("the object's programs hold more than %d instructions", maxLinkedInsns)
+	}
 	return prog, nil
 }
 
@@ -540,6 +548,9 @@ func (p *parser) linkText(prog *progSpec, insns *[]bpfsys.Insn, calls []callRelo
 	base := len(*insns)
 	if base+len(text) > maxObjectInsns {
 		return errors.New("program too large")
+	}
+	if p.linked+base+len(text) > maxLinkedInsns {
+		return fmt.Errorf("the object's programs hold more than %d instructions with .text linked into each", maxLinkedInsns)
 	}
 	all := append(append([]bpfsys.Insn(nil), (*insns)...), text...)
 	for _, c := range calls {
