@@ -21,8 +21,18 @@
 //	sched_cls/..., sched_act/...   SchedProgram (load only)
 //
 // Programs may call non-inlined functions in .text (bpf-to-bpf calls).
-// Global data (.data, .rodata, .bss), extern symbols, CO-RE relocations and
-// several programs in one section are rejected with an error.
+// What the loader cannot honour is refused with an error wrapping
+// ErrNotSupported, never skipped: program sections of other kinds
+// (libbpf's tp/, raw_tp/, fentry/, lsm/, ...), references to global data
+// (.data, .rodata, .bss), CO-RE relocations (.BTF.ext; the error names the
+// program section and the first relocation), the legacy "maps" section,
+// loaded (SHF_ALLOC) sections it does not know, and compressed sections
+// other than debug info. Extern symbols and several programs in one section
+// are rejected too. Sections that are not loaded (symbols, relocations,
+// .BTF, debug info) are read only as needed. A file whose sections overlap
+// is malformed; the instructions of all programs, once .text is linked into
+// each, are capped at 2M, so that a small file cannot make the parser
+// allocate much more than its size.
 //
 // The "license" section holds the license string and the optional
 // "version" section a __u32 kernel version (0xFFFFFFFE: the running kernel).

@@ -215,6 +215,9 @@ func (p *parser) symbols() ([]elf.Symbol, error) {
 }
 
 func (p *parser) parse() (*objectSpec, error) {
+	if err := p.checkSections(); err != nil {
+		return nil, err
+	}
 	h := sha256.New()
 	for i, s := range p.f.Sections {
 		switch {
@@ -257,6 +260,9 @@ func (p *parser) parse() (*objectSpec, error) {
 			fmt.Fprintf(h, "%s\x00%d\x00", s.Name, len(d))
 			h.Write(d)
 		}
+	}
+	if err := p.refuseCORE(); err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	for _, m := range p.spec.Maps {
@@ -434,7 +440,10 @@ func (p *parser) mapNameFor(sym elf.Symbol, sec *elf.Section, insn bpfsys.Insn) 
 		}
 		return "", fmt.Errorf("no map at offset %d of .maps", insn.Imm)
 	}
-	return "", fmt.Errorf("symbol %q is in section %q: only maps (\"maps/NAME\" or \".maps\") can be referenced; global data is not supported", sym.Name, sec.Name)
+	if globalDataSection(sec.Name) {
+		return "", fmt.Errorf("symbol %q is in section %q: global data (.data, .rodata, .bss) is %w", sym.Name, sec.Name, ErrNotSupported)
+	}
+	return "", fmt.Errorf("symbol %q is in section %q: only maps (\"maps/NAME\" or \".maps\") can be referenced: %w", sym.Name, sec.Name, ErrNotSupported)
 }
 
 func (p *parser) decode(d []byte) ([]bpfsys.Insn, error) {

@@ -168,7 +168,7 @@ func TestParseUnsupported(t *testing.T) {
 		name, src, want string
 	}{
 		{"global data", `int counter;
-SEC("socket/x") int f(void *ctx) { return counter++; }`, "global data is not supported"},
+SEC("socket/x") int f(void *ctx) { return counter++; }`, "global data (.data, .rodata, .bss) is not supported"},
 		{"bad map def", `struct { int a, b; } small SEC("maps/small") = {1, 2};
 SEC("socket/x") int f(void *ctx) { return 0; }`, "map definition is 8 bytes"},
 		{"btf member", `struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, int); __type(value, int); __uint(weird, 3); } m SEC(".maps");
