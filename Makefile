@@ -29,11 +29,14 @@ test: setup fmt vet
 	$(GO) test $(TESTFLAGS) ./...
 	$(MAKE) fuzz
 
-# Short, bounded fuzzing of the parsers that take untrusted input.
+# Short, bounded fuzzing of the parsers that take untrusted input. Go's
+# fuzzer may spend up to a minute minimizing each new input by default:
+# bound it, so that the budget is spent fuzzing.
 FUZZTIME ?= 20s
+FUZZMINIMIZETIME ?= 3s
 fuzz:
-	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzNewModule$$' -fuzztime $(FUZZTIME) ./elf/
-	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzReadCPURange$$' -fuzztime 5s ./pkg/cpurange/
+	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzNewModule$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./elf/
+	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzReadCPURange$$' -fuzztime 5s -fuzzminimizetime $(FUZZMINIMIZETIME) ./pkg/cpurange/
 
 # Kprobes on a kernel that has them (Debian 6.1 under qemu, see tests/vm/).
 test-vm: setup-vm

@@ -46,8 +46,11 @@ func clangIncludes() []string {
 }
 
 // compileBPF compiles an eBPF C file with clang into out.
-func compileBPF(src, out string) error {
-	args := append([]string{"-O2", "-g", "-target", "bpf", "-Wno-unused-value"}, clangIncludes()...)
+func compileBPF(src, out string) error { return compileBPFFlags(src, out, "-g") }
+
+// compileBPFFlags is compileBPF with other debug flags (-g0, ...).
+func compileBPFFlags(src, out string, debug string) error {
+	args := append([]string{"-O2", debug, "-target", "bpf", "-Wno-unused-value"}, clangIncludes()...)
 	args = append(args, "-c", src, "-o", out)
 	b, err := exec.Command("clang", args...).CombinedOutput()
 	if err != nil {
@@ -76,13 +79,19 @@ func testObject(t testing.TB) string {
 // compileSnippet compiles C source text into an object in t.TempDir().
 func compileSnippet(t testing.TB, src string) string {
 	t.Helper()
+	return compileSnippetFlags(t, src, "-g")
+}
+
+// compileSnippetFlags is compileSnippet with other debug flags.
+func compileSnippetFlags(t testing.TB, src, debug string) string {
+	t.Helper()
 	dir := t.TempDir()
 	c := filepath.Join(dir, "snippet.c")
 	o := filepath.Join(dir, "snippet.o")
 	if err := os.WriteFile(c, []byte(snippetHeader+src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := compileBPF(c, o); err != nil {
+	if err := compileBPFFlags(c, o, debug); err != nil {
 		t.Fatal(err)
 	}
 	return o

@@ -198,15 +198,30 @@ SEC("socket/x") int f(void *ctx) { int k = 0; return bpf_map_lookup_elem(&short_
 // an error or a consistent spec, never panic. Run it with
 //
 //	go test -run XXX -fuzz FuzzNewModule -fuzztime 20s ./elf/
+//
+// The seeds are small objects (1 and 7 KB: a classic map, a BTF map, a .text
+// subprogram and their relocations), so that the fuzzer spends its time
+// fuzzing rather than minimizing large inputs (make fuzz also bounds
+// -fuzzminimizetime).
 func FuzzNewModule(f *testing.F) {
-	obj, err := os.ReadFile(testObject(f))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(obj)
-	for _, n := range []int{0, 4, 16, 52, 64, 100, 512, 1024, len(obj) / 3, len(obj) / 2, len(obj) - 64, len(obj) - 1} {
-		if n >= 0 && n <= len(obj) {
-			f.Add(obj[:n])
+	for _, debug := range []string{"-g0", "-g"} {
+		src := fuzzSeedSrc
+		if debug == "-g0" { // no BTF: no .maps
+			src = strings.ReplaceAll(src, "long *w = bpf_map_lookup_elem(&h, &k);", "long *w = v;")
+			src = strings.ReplaceAll(src, ` h SEC(".maps");`, " h;")
+		}
+		obj, err := os.ReadFile(compileSnippetFlags(f, src, debug))
+		if err != nil {
+			f.Fatal(err)
+		}
+		if _, err := NewModuleFromReader(bytes.NewReader(obj)).parse(); err != nil {
+			f.Fatalf("seed (%s, %d bytes): %v", debug, len(obj), err)
+		}
+		f.Add(obj)
+		for _, n := range []int{0, 4, 16, 64, 100, 512, len(obj) / 2, len(obj) - 1} {
+			if n >= 0 && n <= len(obj) {
+				f.Add(obj[:n])
+			}
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -258,3 +273,10 @@ func TestErrorsWrap(t *testing.T) {
 		t.Errorf("EnableKprobe on unloaded module: %v", err)
 	}
 }
+
+const fuzzSeedSrc = `struct bpf_map_def { unsigned int type, key_size, value_size, max_entries, map_flags; };
+struct bpf_map_def SEC("maps/c") c = {BPF_MAP_TYPE_ARRAY, 4, 8, 4};
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, int); __type(value, long); } h SEC(".maps");
+__attribute__((noinline)) int sub(int x) { return x + 1; }
+SEC("socket/x") int f(void *ctx) { int k = 0; long *v = bpf_map_lookup_elem(&c, &k); long *w = bpf_map_lookup_elem(&h, &k); return sub(v && w); }
+`
