@@ -37,7 +37,8 @@ type Map struct {
 	reused  bool   // opened from an existing pin
 	module  *Module
 
-	pageCount int // perf ring pages (perf event arrays)
+	pageCount int  // perf ring pages (perf event arrays)
+	backward  bool // backward, overwritable perf rings (perf_backward.go)
 }
 
 // MapDef describes a map as the object defined it (after SectionParams).
@@ -135,10 +136,13 @@ func createMap(ms *mapSpec, spec *objectSpec, params SectionParams) (*Map, error
 		}
 		def.MaxEntries = uint32(n)
 	}
-	if params.PerfRingBufferBackward || params.PerfRingBufferOverwritable {
-		return nil, fmt.Errorf("elf: map %q: backward/overwritable perf rings: %w", ms.Name, ErrNotSupported)
-	}
 	m := &Map{Name: ms.Name, fd: -1, def: def, pageCount: 8}
+	if params.PerfRingBufferBackward || params.PerfRingBufferOverwritable {
+		if err := checkBackward(ms.Name, &def, params); err != nil {
+			return nil, err
+		}
+		m.backward = true
+	}
 	if params.PerfRingBufferPageCount > 0 {
 		pc := params.PerfRingBufferPageCount
 		if pc&(pc-1) != 0 {

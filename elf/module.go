@@ -161,11 +161,11 @@ type SectionParams struct {
 	SkipPerfMapInitialization bool
 	PinPath                   string // path to be pinned, relative to "/sys/fs/bpf"
 	MapMaxEntries             int    // Used to override bpf map entries size
-	// PerfRingBufferBackward and PerfRingBufferOverwritable ask for
-	// backward-written, overwritable perf rings (gobpf's
-	// DumpBackward/SwapAndDumpBackward flight-recorder mode). They are not
-	// implemented: Load fails with an error wrapping ErrNotSupported when
-	// either is set, rather than silently giving forward rings.
+	// PerfRingBufferBackward and PerfRingBufferOverwritable, set
+	// together on a perf event array, ask for backward-written,
+	// overwritable perf rings (gobpf's DumpBackward/SwapAndDumpBackward
+	// flight-recorder mode, see perf_backward.go). Setting only one of
+	// them fails Load with an error wrapping ErrNotSupported.
 	PerfRingBufferBackward     bool
 	PerfRingBufferOverwritable bool
 }

@@ -22,6 +22,8 @@ type PerfMap struct {
 
 	mu      sync.Mutex
 	reader  *perfring.PerfReader
+	back    *perfring.BackwardRings // overwritable rings instead of reader
+	pages   int
 	cancel  context.CancelFunc
 	done    chan struct{}
 	started bool
@@ -53,11 +55,21 @@ func InitPerfMap(b *Module, mapName string, receiverChan chan []byte, lostChan c
 	if m.def.Type != uint32(bpfsys.BPF_MAP_TYPE_PERF_EVENT_ARRAY) {
 		return nil, fmt.Errorf("elf: map %s is not a perf event array (type %d)", mapName, m.def.Type)
 	}
+	pm := &PerfMap{name: mapName, module: b, receiverChan: receiverChan, lostChan: lostChan, pages: m.pageCount}
+	if m.backward {
+		back, err := perfring.OpenBackwardRings(m.fd, m.pageCount)
+		if err != nil {
+			return nil, fmt.Errorf("elf: perf map %s: %w", mapName, err)
+		}
+		pm.back = back
+		b.perfMaps[pm] = true
+		return pm, nil
+	}
 	r, err := perfring.NewPerfReader(m.fd, perfring.PerfReaderOptions{PageCount: m.pageCount})
 	if err != nil {
 		return nil, fmt.Errorf("elf: perf map %s: %w", mapName, err)
 	}
-	pm := &PerfMap{name: mapName, module: b, receiverChan: receiverChan, lostChan: lostChan, reader: r}
+	pm.reader = r
 	b.perfMaps[pm] = true
 	return pm, nil
 }
@@ -69,12 +81,15 @@ func (pm *PerfMap) SetTimestampFunc(timestamp func(*[]byte) uint64) {
 	pm.timestamp = timestamp
 }
 
-// PollStart starts sending records to the channels, from a goroutine.
+// PollStart starts sending records to the channels, from a goroutine. It
+// does nothing for a map with overwritable rings (SectionParams
+// PerfRingBufferBackward and PerfRingBufferOverwritable): those are read
+// with DumpBackward or SwapAndDumpBackward.
 func (pm *PerfMap) PollStart() {
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
-	if pm.started || pm.stopped {
-		return
+	if pm.started || pm.stopped || pm.back != nil {
+		return // overwritable rings are read with DumpBackward
 	}
 	pm.started = true
 	ctx, cancel := context.WithCancel(context.Background())
@@ -147,6 +162,10 @@ func (pm *PerfMap) stop() {
 		return
 	}
 	pm.stopped = true
+	if pm.back != nil {
+		pm.back.Close()
+		return
+	}
 	if pm.started {
 		pm.cancel()
 		pm.reader.Close()

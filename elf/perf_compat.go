@@ -94,14 +94,21 @@ func (b *Module) PerfMapStop(mapName string) error {
 }
 
 // DumpBackward returns the records currently held in the perf rings without
-// waiting, in timestamp order when SetTimestampFunc was called. gobpf used it
-// with backward (overwritable) rings; those are not implemented here (see
-// SectionParams.PerfRingBufferBackward), so this drains the forward rings
-// instead. It returns nil while PollStart's goroutine is reading the rings,
-// and after PollStop.
+// waiting, in timestamp order when SetTimestampFunc was called (else oldest
+// first on each CPU, CPU after CPU).
+//
+// With overwritable rings (SectionParams PerfRingBufferBackward and
+// PerfRingBufferOverwritable, gobpf's flight recorder) these are the newest
+// records, which stay in the rings: the next call returns them again, with
+// what came since. With forward rings it drains them instead; it then
+// returns nil while PollStart's goroutine is reading the rings. It returns
+// nil after PollStop.
 func (pm *PerfMap) DumpBackward() (out [][]byte) {
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
+	if pm.back != nil {
+		return pm.dumpBackward(pm.back)
+	}
 	if pm.started || pm.stopped {
 		return nil
 	}
@@ -126,8 +133,13 @@ func (pm *PerfMap) DumpBackward() (out [][]byte) {
 	return out
 }
 
-// SwapAndDumpBackward is DumpBackward: with forward rings there is no need
-// to swap in fresh rings before reading the old ones.
+// SwapAndDumpBackward stores fresh overwritable rings in the map, so that
+// programs write there from now on, and returns the records of the old
+// rings (as DumpBackward), which it then releases. With forward rings it is
+// DumpBackward.
 func (pm *PerfMap) SwapAndDumpBackward() (out [][]byte) {
-	return pm.DumpBackward()
+	if pm.back == nil {
+		return pm.DumpBackward()
+	}
+	return pm.swapAndDumpBackward()
 }

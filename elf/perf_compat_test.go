@@ -11,14 +11,15 @@ import (
 )
 
 // TestPerfMapStopAndDump covers gobpf's PerfMapStop and DumpBackward (which
-// drains the forward rings here) and the rejection of backward rings.
+// drains forward rings) and the rejection of rings that are backward but
+// not overwritable.
 func TestPerfMapStopAndDump(t *testing.T) {
 	cleanPins(t)
 	defer cleanPins(t)
 	defer testutil.CheckLeaks(t)()
 
 	m := NewModule(testObject(t))
-	params := map[string]SectionParams{"maps/events": {PerfRingBufferBackward: true, PerfRingBufferOverwritable: true}}
+	params := map[string]SectionParams{"maps/events": {PerfRingBufferBackward: true}}
 	for k, v := range testParams {
 		if k != "maps/events" {
 			params[k] = v
@@ -26,7 +27,7 @@ func TestPerfMapStopAndDump(t *testing.T) {
 	}
 	err := m.Load(params)
 	if !errors.Is(err, ErrNotSupported) {
-		t.Errorf("Load with backward perf rings: %v, want ErrNotSupported", err)
+		t.Errorf("Load with backward but not overwritable perf rings: %v, want ErrNotSupported", err)
 	}
 	m.Close()
 	cleanPins(t)
