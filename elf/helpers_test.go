@@ -22,8 +22,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("GOBPF_ELF_CHILD") == "udp" {
+	switch os.Getenv("GOBPF_ELF_CHILD") {
+	case "udp":
 		os.Exit(udpChild())
+	case "memlock":
+		os.Exit(memlockChild())
 	}
 	code := m.Run()
 	if objDir != "" {

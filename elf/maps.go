@@ -176,7 +176,7 @@ func createMap(ms *mapSpec, spec *objectSpec, params SectionParams) (*Map, error
 		MaxEntries: def.MaxEntries, MapFlags: def.Flags,
 	}
 	attr.SetName(ms.Name)
-	fd, err := bpfsys.MapCreate(attr)
+	fd, err := createMapRaisingMemlock(attr)
 	if err != nil {
 		return nil, fmt.Errorf("elf: error while loading map %q (type %d, key %d, value %d, max %d, flags %#x): %w",
 			ms.Name, def.Type, def.KeySize, def.ValueSize, def.MaxEntries, def.Flags, err)

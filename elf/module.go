@@ -253,6 +253,11 @@ func (b *Module) parse() (*objectSpec, error) {
 // Load creates the object's maps and loads its programs. Each ELF section
 // can have parameters that change how it is set up. When Load fails, what it
 // created is released; the module can then only be closed.
+//
+// When creating a map fails with EPERM (kernels before 5.11 charge BPF
+// memory to RLIMIT_MEMLOCK), Load raises the process's RLIMIT_MEMLOCK to
+// unlimited and retries, as upstream gobpf does. That process-wide change
+// is not undone (see MemlockRaised).
 func (b *Module) Load(parameters map[string]SectionParams) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
