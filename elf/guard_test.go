@@ -212,3 +212,32 @@ func TestCloseRacesAttach(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestNilModule: methods on a nil *Module return errors, not panics.
+func TestNilModule(t *testing.T) {
+	var m *Module
+	for name, err := range map[string]error{
+		"Load":             m.Load(nil),
+		"EnableKprobe":     m.EnableKprobe("kprobe/x", 0),
+		"EnableTracepoint": m.EnableTracepoint("tracepoint/a/b"),
+		"PerfMapStop":      m.PerfMapStop("events"),
+		"UpdateElement":    m.UpdateElement(m.Map("m"), nil, nil, 0),
+		"Close":            m.Close(),
+	} {
+		if name == "Close" {
+			if err != nil {
+				t.Errorf("Close of a nil module: %v", err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s on a nil module succeeded", name)
+		}
+	}
+	if m.Map("m") != nil || m.SocketFilter("s") != nil {
+		t.Error("getters on a nil module returned something")
+	}
+	for range m.IterMaps() {
+		t.Error("IterMaps of a nil module emitted a map")
+	}
+}

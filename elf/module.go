@@ -259,11 +259,10 @@ func (b *Module) parse() (*objectSpec, error) {
 // unlimited and retries, as upstream gobpf does. That process-wide change
 // is not undone (see MemlockRaised).
 func (b *Module) Load(parameters map[string]SectionParams) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("elf: load: %w", ErrClosed)
+	if err := b.lockOpen("load"); err != nil {
+		return err
 	}
+	defer b.mu.Unlock()
 	if b.loaded {
 		return errors.New("elf: module already loaded")
 	}
@@ -413,70 +412,164 @@ func iter[V any](b *Module, m *map[string]V) <-chan V {
 	return ch
 }
 
+// closedChan is what the Iter methods of a nil module return.
+func closedChan[V any]() <-chan V {
+	ch := make(chan V)
+	close(ch)
+	return ch
+}
+
 // IterKprobes emits the module's kprobes and kretprobes.
-func (b *Module) IterKprobes() <-chan *Kprobe { return iter(b, &b.probes) }
+func (b *Module) IterKprobes() <-chan *Kprobe {
+	if b == nil {
+		return closedChan[*Kprobe]()
+	}
+	return iter(b, &b.probes)
+}
 
 // IterUprobes emits the module's uprobes and uretprobes.
-func (b *Module) IterUprobes() <-chan *Uprobe { return iter(b, &b.uprobes) }
+func (b *Module) IterUprobes() <-chan *Uprobe {
+	if b == nil {
+		return closedChan[*Uprobe]()
+	}
+	return iter(b, &b.uprobes)
+}
 
 // IterCgroupProgram emits the module's cgroup programs.
-func (b *Module) IterCgroupProgram() <-chan *CgroupProgram { return iter(b, &b.cgroupPrograms) }
+func (b *Module) IterCgroupProgram() <-chan *CgroupProgram {
+	if b == nil {
+		return closedChan[*CgroupProgram]()
+	}
+	return iter(b, &b.cgroupPrograms)
+}
 
 // IterTracepointProgram emits the module's tracepoint programs.
 func (b *Module) IterTracepointProgram() <-chan *TracepointProgram {
+	if b == nil {
+		return closedChan[*TracepointProgram]()
+	}
 	return iter(b, &b.tracepointPrograms)
 }
 
 // IterRawTracepointProgram emits the module's raw tracepoint programs.
 func (b *Module) IterRawTracepointProgram() <-chan *RawTracepointProgram {
+	if b == nil {
+		return closedChan[*RawTracepointProgram]()
+	}
 	return iter(b, &b.rawTracepointPrograms)
 }
 
 // IterSocketFilter emits the module's socket filters.
-func (b *Module) IterSocketFilter() <-chan *SocketFilter { return iter(b, &b.socketFilters) }
+func (b *Module) IterSocketFilter() <-chan *SocketFilter {
+	if b == nil {
+		return closedChan[*SocketFilter]()
+	}
+	return iter(b, &b.socketFilters)
+}
 
 // IterSchedProgram emits the module's sched_cls/sched_act programs.
-func (b *Module) IterSchedProgram() <-chan *SchedProgram { return iter(b, &b.schedPrograms) }
+func (b *Module) IterSchedProgram() <-chan *SchedProgram {
+	if b == nil {
+		return closedChan[*SchedProgram]()
+	}
+	return iter(b, &b.schedPrograms)
+}
 
 // IterXDPProgram emits the module's XDP programs.
-func (b *Module) IterXDPProgram() <-chan *XDPProgram { return iter(b, &b.xdpPrograms) }
+func (b *Module) IterXDPProgram() <-chan *XDPProgram {
+	if b == nil {
+		return closedChan[*XDPProgram]()
+	}
+	return iter(b, &b.xdpPrograms)
+}
 
 // IterMaps emits the module's maps.
-func (b *Module) IterMaps() <-chan *Map { return iter(b, &b.maps) }
+func (b *Module) IterMaps() <-chan *Map {
+	if b == nil {
+		return closedChan[*Map]()
+	}
+	return iter(b, &b.maps)
+}
 
 // Kprobe returns the kprobe/kretprobe of that section name, or nil.
-func (b *Module) Kprobe(name string) *Kprobe { return get(b, &b.probes, name) }
+func (b *Module) Kprobe(name string) *Kprobe {
+	if b == nil {
+		return nil
+	}
+	return get(b, &b.probes, name)
+}
 
 // Uprobe returns the uprobe/uretprobe of that section name, or nil.
-func (b *Module) Uprobe(name string) *Uprobe { return get(b, &b.uprobes, name) }
+func (b *Module) Uprobe(name string) *Uprobe {
+	if b == nil {
+		return nil
+	}
+	return get(b, &b.uprobes, name)
+}
 
 // UprobeProgram is Uprobe.
-func (b *Module) UprobeProgram(name string) *Uprobe { return get(b, &b.uprobes, name) }
+func (b *Module) UprobeProgram(name string) *Uprobe {
+	if b == nil {
+		return nil
+	}
+	return get(b, &b.uprobes, name)
+}
 
 // CgroupProgram returns the cgroup program of that section name, or nil.
-func (b *Module) CgroupProgram(name string) *CgroupProgram { return get(b, &b.cgroupPrograms, name) }
+func (b *Module) CgroupProgram(name string) *CgroupProgram {
+	if b == nil {
+		return nil
+	}
+	return get(b, &b.cgroupPrograms, name)
+}
 
 // SocketFilter returns the socket filter of that section name, or nil.
-func (b *Module) SocketFilter(name string) *SocketFilter { return get(b, &b.socketFilters, name) }
+func (b *Module) SocketFilter(name string) *SocketFilter {
+	if b == nil {
+		return nil
+	}
+	return get(b, &b.socketFilters, name)
+}
 
 // TracepointProgram returns the tracepoint program of that section name, or nil.
 func (b *Module) TracepointProgram(name string) *TracepointProgram {
+	if b == nil {
+		return nil
+	}
 	return get(b, &b.tracepointPrograms, name)
 }
 
 // RawTracepointProgram returns the raw tracepoint program of that section name, or nil.
 func (b *Module) RawTracepointProgram(name string) *RawTracepointProgram {
+	if b == nil {
+		return nil
+	}
 	return get(b, &b.rawTracepointPrograms, name)
 }
 
 // SchedProgram returns the sched_cls/sched_act program of that section name, or nil.
-func (b *Module) SchedProgram(name string) *SchedProgram { return get(b, &b.schedPrograms, name) }
+func (b *Module) SchedProgram(name string) *SchedProgram {
+	if b == nil {
+		return nil
+	}
+	return get(b, &b.schedPrograms, name)
+}
 
 // XDPProgram returns the XDP program of that section name, or nil.
-func (b *Module) XDPProgram(name string) *XDPProgram { return get(b, &b.xdpPrograms, name) }
+func (b *Module) XDPProgram(name string) *XDPProgram {
+	if b == nil {
+		return nil
+	}
+	return get(b, &b.xdpPrograms, name)
+}
 
 // Map returns the map of that name, or nil.
-func (b *Module) Map(name string) *Map { return get(b, &b.maps, name) }
+func (b *Module) Map(name string) *Map {
+	if b == nil {
+		return nil
+	}
+	return get(b, &b.maps, name)
+}
 
 // UpdateKprobeNameForHandler renames the kprobe loaded from section handler
 // to newKprobeName (e.g. "kprobe/other_function") before EnableKprobe.

@@ -43,11 +43,10 @@ func InitPerfMap(b *Module, mapName string, receiverChan chan []byte, lostChan c
 	if receiverChan == nil {
 		return nil, errors.New("elf: receiverChan is nil")
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return nil, fmt.Errorf("elf: %w", ErrClosed)
+	if err := b.lockOpen("perf map " + mapName); err != nil {
+		return nil, err
 	}
+	defer b.mu.Unlock()
 	m, ok := b.maps[mapName]
 	if !ok {
 		return nil, fmt.Errorf("elf: no map with name %s: %w", mapName, ErrNotFound)

@@ -72,11 +72,10 @@ func NowNanoseconds() uint64 {
 // mapName by removing every CPU's ring from it; records already in the rings
 // can still be read.
 func (b *Module) PerfMapStop(mapName string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("elf: %w", ErrClosed)
+	if err := b.lockOpen("perf map stop " + mapName); err != nil {
+		return err
 	}
+	defer b.mu.Unlock()
 	m, ok := b.maps[mapName]
 	if !ok {
 		return fmt.Errorf("elf: map %q not found: %w", mapName, ErrNotFound)

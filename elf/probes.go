@@ -186,11 +186,10 @@ func kprobeSupport() (pmu bool, tracefs string, err error) {
 // > 0) is the maximum number of simultaneously probed instances. On a
 // kernel without kprobes it returns an error wrapping ErrNotSupported.
 func (b *Module) EnableKprobe(secName string, maxactive int) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("elf: enable kprobe %q: %w", secName, ErrClosed)
+	if err := b.lockOpen("enable kprobe " + secName); err != nil {
+		return err
 	}
+	defer b.mu.Unlock()
 	probe, ok := b.probes[secName]
 	if !ok {
 		return fmt.Errorf("elf: no such kprobe %q: %w", secName, ErrNotFound)
@@ -283,11 +282,10 @@ func (p *Kprobe) close() error {
 // tracepoint/CATEGORY/NAME programs to that tracefs event, and
 // raw_tracepoint/NAME programs to raw tracepoint NAME.
 func (b *Module) EnableTracepoint(secName string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("elf: enable tracepoint %q: %w", secName, ErrClosed)
+	if err := b.lockOpen("enable tracepoint " + secName); err != nil {
+		return err
 	}
+	defer b.mu.Unlock()
 	if _, ok := b.rawTracepointPrograms[secName]; ok {
 		return b.enableRawTracepoint(secName)
 	}
@@ -321,11 +319,10 @@ func (b *Module) EnableTracepoint(secName string) error {
 // EnableRawTracepoint attaches the raw_tracepoint/NAME program of section
 // secName to raw tracepoint NAME.
 func (b *Module) EnableRawTracepoint(secName string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("elf: enable raw tracepoint %q: %w", secName, ErrClosed)
+	if err := b.lockOpen("enable raw tracepoint " + secName); err != nil {
+		return err
 	}
+	defer b.mu.Unlock()
 	return b.enableRawTracepoint(secName)
 }
 
