@@ -81,5 +81,22 @@
 // Close detaches everything the module attached (perf events, kprobe and
 // uprobe events it created, raw tracepoints, XDP, cgroups), stops perf
 // maps and closes every file descriptor; it is safe to call twice. Socket
-// filters stay on their sockets (the socket owns them).
+// filters stay on their sockets (the socket owns them). Close waits for the
+// calls in flight that use the module's fds (map operations, attachments);
+// calls made once Close began return an error wrapping ErrClosed, so no
+// call ever reaches an fd number the kernel reused for another object.
+//
+// # Perf maps
+//
+// InitPerfMap reads a perf event array through one ring per online CPU,
+// sent to a channel by PollStart. With the section parameters
+// PerfRingBufferBackward and PerfRingBufferOverwritable the rings are
+// gobpf's flight recorder instead: the kernel keeps the newest records,
+// DumpBackward reads them and SwapAndDumpBackward swaps in fresh rings.
+//
+// # Memory limit
+//
+// On kernels before 5.11, which charge BPF maps to RLIMIT_MEMLOCK, Load
+// raises that limit process-wide when map creation fails with EPERM, and
+// does not restore it (MemlockRaised).
 package elf

@@ -35,7 +35,10 @@ type PerfMap struct {
 // default): from now on the kernel keeps the records until PollStart sends
 // them to receiverChan. Lost-record counts go to lostChan when it is not
 // nil. Each record is the program's data as the kernel delivers it: padded
-// so that its length plus 4 is a multiple of 8.
+// so that its length plus 4 is a multiple of 8. For a map loaded with
+// overwritable rings (SectionParams PerfRingBufferBackward and
+// PerfRingBufferOverwritable) it sets up those instead, read with
+// DumpBackward and SwapAndDumpBackward.
 func InitPerfMap(b *Module, mapName string, receiverChan chan []byte, lostChan chan uint64) (*PerfMap, error) {
 	if b == nil {
 		return nil, errors.New("elf: nil module")
