@@ -18,7 +18,7 @@ func (p *CgroupProgram) lock() error {
 	if p == nil || p.mod == nil {
 		return fmt.Errorf("elf: nil cgroup program: %w", ErrNotFound)
 	}
-	if err := p.mod.lockOpen("cgroup program " + p.Name); err != nil {
+	if err := p.mod.lockOpen("cgroup program", p.Name); err != nil {
 		return err
 	}
 	if p.fd < 0 {
@@ -162,7 +162,7 @@ func (xdpp *XDPProgram) AttachWithFlags(devName string, flags uint32) error {
 		return fmt.Errorf("elf: nil XDP program: %w", ErrNotFound)
 	}
 	b := xdpp.mod
-	if err := b.lockOpen("XDP program " + xdpp.Name); err != nil {
+	if err := b.lockOpen("XDP program", xdpp.Name); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()

@@ -27,30 +27,41 @@ func get[V any](b *Module, m *map[string]*V, name string) *V {
 }
 
 // rlockOpen takes b's lock shared and checks that b is open. On success
-// the caller must call b.mu.RUnlock.
-func (b *Module) rlockOpen(what string) error {
+// the caller must call b.mu.RUnlock. what and name say what the caller was
+// doing, for the error (they are only formatted on failure).
+func (b *Module) rlockOpen(what, name string) error {
 	if b == nil {
-		return fmt.Errorf("elf: %s: nil module: %w", what, ErrNotLoaded)
+		return guardErr(what, name, "nil module", ErrNotLoaded)
 	}
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
-		return fmt.Errorf("elf: %s: %w", what, ErrClosed)
+		return guardErr(what, name, "", ErrClosed)
 	}
 	return nil
 }
 
 // lockOpen is rlockOpen, exclusive: the caller must call b.mu.Unlock.
-func (b *Module) lockOpen(what string) error {
+func (b *Module) lockOpen(what, name string) error {
 	if b == nil {
-		return fmt.Errorf("elf: %s: nil module: %w", what, ErrNotLoaded)
+		return guardErr(what, name, "nil module", ErrNotLoaded)
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return fmt.Errorf("elf: %s: %w", what, ErrClosed)
+		return guardErr(what, name, "", ErrClosed)
 	}
 	return nil
+}
+
+func guardErr(what, name, why string, err error) error {
+	if name != "" {
+		what += " " + name
+	}
+	if why != "" {
+		what += ": " + why
+	}
+	return fmt.Errorf("elf: %s: %w", what, err)
 }
 
 // acquire starts an operation on mp's fd: it returns the fd with the
@@ -64,7 +75,7 @@ func (mp *Map) acquire() (int, error) {
 	if mp.module == nil {
 		return -1, fmt.Errorf("elf: map %q belongs to no module: %w", mp.Name, ErrNotFound)
 	}
-	if err := mp.module.rlockOpen("map " + mp.Name); err != nil {
+	if err := mp.module.rlockOpen("map", mp.Name); err != nil {
 		return -1, err
 	}
 	if mp.fd < 0 {
@@ -84,7 +95,7 @@ func (p *program) acquire(kind string) (int, error) {
 	if p.mod == nil {
 		return -1, fmt.Errorf("elf: %s %q belongs to no module: %w", kind, p.Name, ErrNotFound)
 	}
-	if err := p.mod.rlockOpen(kind + " " + p.Name); err != nil {
+	if err := p.mod.rlockOpen(kind, p.Name); err != nil {
 		return -1, err
 	}
 	if p.fd < 0 {

@@ -5,10 +5,12 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/iovisor/gobpf/internal/bpfsys"
 	"github.com/iovisor/gobpf/internal/testutil"
 )
 
@@ -240,4 +242,62 @@ func TestNilModule(t *testing.T) {
 	for range m.IterMaps() {
 		t.Error("IterMaps of a nil module emitted a map")
 	}
+}
+
+// BenchmarkGuardedUpdate measures what the fd guard costs a map update:
+// Module.UpdateElement against the bare bpf(2) call on the same map,
+// interleaved in chunks of 1,000 calls so that both see the same machine
+// load. It reports both costs and their ratio.
+func BenchmarkGuardedUpdate(b *testing.B) {
+	m := NewModule(compileSnippet(b, raceMapSrc))
+	if err := m.Load(nil); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	mp := m.Map("m")
+	fd := mp.Fd()
+	k, v := uint32(1), uint64(2)
+	var bare, guarded time.Duration
+	const chunk = 1000
+	b.ResetTimer()
+	for done := 0; done < b.N; done += chunk {
+		t0 := time.Now()
+		for i := 0; i < chunk; i++ {
+			if err := bpfsys.MapUpdateElem(fd, unsafe.Pointer(&k), unsafe.Pointer(&v), 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1 := time.Now()
+		for i := 0; i < chunk; i++ {
+			if err := m.UpdateElement(mp, unsafe.Pointer(&k), unsafe.Pointer(&v), 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		guarded += time.Since(t1)
+		bare += t1.Sub(t0)
+	}
+	n := float64((b.N + chunk - 1) / chunk * chunk)
+	b.ReportMetric(float64(bare.Nanoseconds())/n, "bare-ns/update")
+	b.ReportMetric(float64(guarded.Nanoseconds())/n, "guarded-ns/update")
+	b.ReportMetric(float64(guarded)/float64(bare), "ratio")
+}
+
+// BenchmarkGuardAcquire is the guard alone: taking and releasing a map's
+// fd (no system call), from all CPUs at once.
+func BenchmarkGuardAcquire(b *testing.B) {
+	m := NewModule(compileSnippet(b, raceMapSrc))
+	if err := m.Load(nil); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	mp := m.Map("m")
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := mp.acquire(); err != nil {
+				b.Fatal(err)
+			}
+			mp.release()
+		}
+	})
 }

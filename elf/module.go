@@ -259,7 +259,7 @@ func (b *Module) parse() (*objectSpec, error) {
 // unlimited and retries, as upstream gobpf does. That process-wide change
 // is not undone (see MemlockRaised).
 func (b *Module) Load(parameters map[string]SectionParams) error {
-	if err := b.lockOpen("load"); err != nil {
+	if err := b.lockOpen("load", ""); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()

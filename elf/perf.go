@@ -46,7 +46,7 @@ func InitPerfMap(b *Module, mapName string, receiverChan chan []byte, lostChan c
 	if receiverChan == nil {
 		return nil, errors.New("elf: receiverChan is nil")
 	}
-	if err := b.lockOpen("perf map " + mapName); err != nil {
+	if err := b.lockOpen("perf map", mapName); err != nil {
 		return nil, err
 	}
 	defer b.mu.Unlock()

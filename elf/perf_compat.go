@@ -72,7 +72,7 @@ func NowNanoseconds() uint64 {
 // mapName by removing every CPU's ring from it; records already in the rings
 // can still be read.
 func (b *Module) PerfMapStop(mapName string) error {
-	if err := b.lockOpen("perf map stop " + mapName); err != nil {
+	if err := b.lockOpen("perf map stop", mapName); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()

@@ -186,7 +186,7 @@ func kprobeSupport() (pmu bool, tracefs string, err error) {
 // > 0) is the maximum number of simultaneously probed instances. On a
 // kernel without kprobes it returns an error wrapping ErrNotSupported.
 func (b *Module) EnableKprobe(secName string, maxactive int) error {
-	if err := b.lockOpen("enable kprobe " + secName); err != nil {
+	if err := b.lockOpen("enable kprobe", secName); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()
@@ -246,7 +246,7 @@ func (b *Module) EnableKprobe(secName string, maxactive int) error {
 // EnableKprobes enables all kprobes/kretprobes of the module. maxactive
 // applies to all the kretprobes.
 func (b *Module) EnableKprobes(maxactive int) error {
-	if err := b.rlockOpen("enable kprobes"); err != nil {
+	if err := b.rlockOpen("enable kprobes", ""); err != nil {
 		return err
 	}
 	handlers := sortedKeys(b.probes)
@@ -282,7 +282,7 @@ func (p *Kprobe) close() error {
 // tracepoint/CATEGORY/NAME programs to that tracefs event, and
 // raw_tracepoint/NAME programs to raw tracepoint NAME.
 func (b *Module) EnableTracepoint(secName string) error {
-	if err := b.lockOpen("enable tracepoint " + secName); err != nil {
+	if err := b.lockOpen("enable tracepoint", secName); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()
@@ -319,7 +319,7 @@ func (b *Module) EnableTracepoint(secName string) error {
 // EnableRawTracepoint attaches the raw_tracepoint/NAME program of section
 // secName to raw tracepoint NAME.
 func (b *Module) EnableRawTracepoint(secName string) error {
-	if err := b.lockOpen("enable raw tracepoint " + secName); err != nil {
+	if err := b.lockOpen("enable raw tracepoint", secName); err != nil {
 		return err
 	}
 	defer b.mu.Unlock()
@@ -354,7 +354,7 @@ func AttachUprobePid(uprobe *Uprobe, pid int, path string, offset uint64) error 
 	if uprobe == nil || uprobe.mod == nil {
 		return fmt.Errorf("elf: nil uprobe: %w", ErrNotFound)
 	}
-	if err := uprobe.mod.lockOpen("uprobe " + uprobe.Name); err != nil {
+	if err := uprobe.mod.lockOpen("uprobe", uprobe.Name); err != nil {
 		return err
 	}
 	defer uprobe.mod.mu.Unlock()
