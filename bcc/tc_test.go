@@ -171,6 +171,7 @@ func TestTCClsact(t *testing.T) {
 	n := newTCNet(t, "tc")
 	m := newTCModule(t)
 	defer m.Close()
+	t.Run("errors", func(t *testing.T) { testTCErrors(t, m) })
 	testTCDrop(t, m, n,
 		func(fd int, dir TCDirection) error { return m.AttachTC(n.dev, fd, dir) },
 		func(fd int, dir TCDirection) error {
@@ -203,9 +204,7 @@ func TestTCClsact(t *testing.T) {
 	}
 }
 
-func TestTCErrors(t *testing.T) {
-	m := newTCModule(t)
-	defer m.Close()
+func testTCErrors(t *testing.T, m *Module) {
 	fd, err := m.LoadSchedCLS("tc_ingress")
 	if err != nil {
 		t.Fatal(err)
