@@ -100,7 +100,7 @@ func (m *Module) progAttach(what string, key any, target, prog int, typ AttachTy
 		unix.Close(target)
 		unix.Close(progDup)
 		if errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("bcc: %s: %w (was the program loaded for this attach type?)", what, err)
+			return fmt.Errorf("bcc: %s: %w (is it attached there already, or loaded for another attach type?)", what, err)
 		}
 		return fmt.Errorf("bcc: %s: %w", what, netErr(err))
 	}

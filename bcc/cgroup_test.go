@@ -647,3 +647,51 @@ func testCgroupErrors(t *testing.T, m *Module, cg string) {
 		t.Errorf("detach of nothing: %v, want ErrNotFound", err)
 	}
 }
+
+// TestNetAttachCloseRace attaches and detaches from several goroutines
+// while the module closes: every call either works or returns ErrClosed,
+// and Close leaves nothing attached.
+func TestNetAttachCloseRace(t *testing.T) {
+	t.Cleanup(testutil.CheckLeaks(t))
+	var cgs []string
+	for g := 0; g < 4; g++ {
+		cgs = append(cgs, newCgroup(t))
+	}
+	m := mustNewModule(t, `int dev(struct bpf_cgroup_dev_ctx *ctx) { return 1; }`)
+	fd, err := m.LoadCgroupDevice("dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		cg := cgs[g]
+		go func() {
+			for {
+				if err := m.AttachCgroup(cg, fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI); err != nil {
+					if errors.Is(err, ErrClosed) {
+						done <- nil
+					} else {
+						done <- err
+					}
+					return
+				}
+				if err := m.DetachCgroup(cg, fd, BPF_CGROUP_DEVICE); err != nil && !errors.Is(err, ErrClosed) {
+					done <- err
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	m.Close()
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	for _, cg := range cgs {
+		if out := testutil.Run(t, "bpftool", "cgroup", "show", cg); strings.TrimSpace(out) != "" {
+			t.Errorf("programs left on %s after Close:\n%s", cg, out)
+		}
+	}
+}
