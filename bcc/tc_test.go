@@ -61,7 +61,7 @@ type tcNet struct {
 func newTCNet(t *testing.T, tag string) *tcNet {
 	n := &tcNet{dev: netName("gb" + tag), ns: netName("gobpf-bcc-" + tag + "-")}
 	// Addresses unique per tag, so parallel test packages do not collide.
-	sub := map[string]int{"tc": 41, "tx": 42, "rs": 43}[tag]
+	sub := map[string]int{"tc": 41, "tx": 42, "rs": 43, "ex": 45}[tag]
 	n.devAddr, n.peerAddr = fmt.Sprintf("10.201.%d.1", sub), fmt.Sprintf("10.201.%d.2", sub)
 	testutil.VethPair(t, n.ns, n.dev, netName("gp"+tag), n.devAddr, n.peerAddr)
 	var err error
