@@ -58,10 +58,10 @@ type tcNet struct {
 	devAddr, peerAddr string
 }
 
-func newTCNet(t *testing.T, tag string) *tcNet {
+func newTCNet(t testing.TB, tag string) *tcNet {
 	n := &tcNet{dev: netName("gb" + tag), ns: netName("gobpf-bcc-" + tag + "-")}
 	// Addresses unique per tag, so parallel test packages do not collide.
-	sub := map[string]int{"tc": 41, "tx": 42, "rs": 43, "ex": 45}[tag]
+	sub := map[string]int{"tc": 41, "tx": 42, "rs": 43, "ex": 45, "bn": 46}[tag]
 	n.devAddr, n.peerAddr = fmt.Sprintf("10.201.%d.1", sub), fmt.Sprintf("10.201.%d.2", sub)
 	testutil.VethPair(t, n.ns, n.dev, netName("gp"+tag), n.devAddr, n.peerAddr)
 	var err error
@@ -162,7 +162,7 @@ func testTCDrop(t *testing.T, m *Module, n *tcNet, attach, detach func(fd int, d
 	}
 }
 
-func newTCModule(t *testing.T) *Module {
+func newTCModule(t testing.TB) *Module {
 	return mustNewModule(t, tcSource, fmt.Sprintf("-DIN_PORT=%d", tcInPort), fmt.Sprintf("-DOUT_PORT=%d", tcOutPort))
 }
 
