@@ -98,6 +98,25 @@ int main(int argc, char **argv) {
 		if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) || getsockname(s, (struct sockaddr *)&a, &l)) die("bind");
 		printf("%d\n", ntohs(a.sin_port));
 		close(s);
+	} else if (!strcmp(cmd, "bind6")) {
+		/* bind6 PORT: bind a UDP socket to [::1]:PORT, print the port it got */
+		int s = socket(AF_INET6, SOCK_DGRAM, 0);
+		struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(n), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+		socklen_t l = sizeof a;
+		if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) || getsockname(s, (struct sockaddr *)&a, &l)) die("bind");
+		printf("%d\n", ntohs(a.sin6_port));
+		close(s);
+	} else if (!strcmp(cmd, "sendto6")) {
+		/* sendto6 PORT COUNT: send COUNT datagrams to [::1]:PORT */
+		int s = socket(AF_INET6, SOCK_DGRAM, 0);
+		struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(n), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+		if (s < 0) die("socket");
+		for (int i = 0; i < atoi(argv[3]); i++) {
+			char msg[32];
+			int l = snprintf(msg, sizeof msg, "dgram6 %d", i);
+			if (sendto(s, msg, l, 0, (struct sockaddr *)&a, sizeof a) != l) die("sendto");
+		}
+		close(s);
 	} else if (!strcmp(cmd, "sendto4")) {
 		/* sendto4 PORT COUNT: send COUNT datagrams to 127.0.0.1:PORT */
 		int s = socket(AF_INET, SOCK_DGRAM, 0);
@@ -143,7 +162,7 @@ const cgroupSource = `
 #include <asm-generic/socket.h>
 
 BPF_ARRAY(counts, u64, 16);
-BPF_ARRAY(cfg, u32, 16);
+BPF_ARRAY(cfg, u32, 32);
 
 static inline void add(int slot) {
 	u64 *p = counts.lookup(&slot);
@@ -177,6 +196,22 @@ int bind4(struct bpf_sock_addr *ctx) {
 	if (ctx->user_port == bpf_htons(conf(4))) {
 		ctx->user_port = bpf_htons(conf(5));
 		add(2);
+	}
+	return 1;
+}
+
+int bind6(struct bpf_sock_addr *ctx) {
+	if (ctx->user_port == bpf_htons(conf(13))) {
+		ctx->user_port = bpf_htons(conf(14));
+		add(13);
+	}
+	return 1;
+}
+
+int sendmsg6(struct bpf_sock_addr *ctx) {
+	if (ctx->user_ip6[3] == bpf_htonl(1) && ctx->user_port == bpf_htons(conf(15))) {
+		ctx->user_port = bpf_htons(conf(16));
+		add(14);
 	}
 	return 1;
 }
@@ -278,6 +313,8 @@ const (
 	cgSockops
 	cgSkbEgress
 	cgSkbIngress
+	cgBind6
+	cgSendmsg6
 )
 
 var cgroupSeq atomic.Int32
@@ -490,6 +527,28 @@ func TestCgroupHooks(t *testing.T) {
 		c.attach("bind4", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_BIND)
 		if out := strings.TrimSpace(c.expect(cgBind4, 1, "bind4", strconv.Itoa(from))); out != strconv.Itoa(to) {
 			t.Errorf("bind to port %d got port %s, want %d", from, out, to)
+		}
+	})
+	t.Run("bind6+sendmsg6", func(t *testing.T) {
+		c.t = t
+		conn, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+		if err != nil {
+			t.Skip("no IPv6 loopback:", err)
+		}
+		defer conn.Close()
+		from, to := freePort(t, "udp6"), freePort(t, "udp6")
+		c.setConf(13, uint32(from))
+		c.setConf(14, uint32(to))
+		c.setConf(15, uint32(from))
+		c.setConf(16, uint32(conn.LocalAddr().(*net.UDPAddr).Port))
+		c.attach("bind6", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET6_BIND)
+		c.attach("sendmsg6", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_UDP6_SENDMSG)
+		if out := strings.TrimSpace(c.expect(cgBind6, 1, "bind6", strconv.Itoa(from))); out != strconv.Itoa(to) {
+			t.Errorf("bind to [::1]:%d got port %s, want %d", from, out, to)
+		}
+		c.expect(cgSendmsg6, 3, "sendto6", strconv.Itoa(from), "3")
+		if got := udpRecv(conn, 3, 3*time.Second); len(got) != 3 || got[2] != "dgram6 2" {
+			t.Errorf("datagrams sent to [::1]:%d arrived as %q, want 3", from, got)
 		}
 	})
 	t.Run("sendmsg4", func(t *testing.T) {
