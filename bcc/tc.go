@@ -83,6 +83,9 @@ func (m *Module) AttachTC(devName string, fd int, dir TCDirection) error {
 	}
 	defer m.mu.Unlock()
 	created, err := netlink.AddClsact(ifindex)
+	if errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("bcc: %s: adding clsact qdisc: %v: kernel lacks the clsact qdisc (CONFIG_NET_SCH_INGRESS): %w", what, err, ErrNotSupported)
+	}
 	if err != nil {
 		return fmt.Errorf("bcc: %s: adding clsact qdisc: %w", what, netErr(err))
 	}
@@ -94,6 +97,9 @@ func (m *Module) AttachTC(devName string, fd int, dir TCDirection) error {
 	if err != nil {
 		if created {
 			netlink.DelClsact(ifindex)
+		}
+		if errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("bcc: %s: %v: kernel lacks the bpf classifier (CONFIG_NET_CLS_BPF): %w", what, err, ErrNotSupported)
 		}
 		return fmt.Errorf("bcc: %s: %w", what, netErr(err))
 	}
