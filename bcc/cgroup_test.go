@@ -117,6 +117,20 @@ int main(int argc, char **argv) {
 			if (sendto(s, msg, l, 0, (struct sockaddr *)&a, sizeof a) != l) die("sendto");
 		}
 		close(s);
+	} else if (!strcmp(cmd, "recvfrom6")) {
+		/* recvfrom6 PORT COUNT: as recvfrom4 on [::1]:PORT */
+		int s = socket(AF_INET6, SOCK_DGRAM, 0);
+		struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(n), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+		if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a)) die("bind");
+		printf("ready\n");
+		fflush(stdout);
+		for (int i = 0; i < atoi(argv[3]); i++) {
+			char buf[64];
+			socklen_t l = sizeof a;
+			if (recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&a, &l) < 0) die("recvfrom");
+			printf("%d\n", ntohs(a.sin6_port));
+		}
+		close(s);
 	} else if (!strcmp(cmd, "sendto4")) {
 		/* sendto4 PORT COUNT: send COUNT datagrams to 127.0.0.1:PORT */
 		int s = socket(AF_INET, SOCK_DGRAM, 0);
@@ -212,6 +226,14 @@ int sendmsg6(struct bpf_sock_addr *ctx) {
 	if (ctx->user_ip6[3] == bpf_htonl(1) && ctx->user_port == bpf_htons(conf(15))) {
 		ctx->user_port = bpf_htons(conf(16));
 		add(14);
+	}
+	return 1;
+}
+
+int recvmsg6(struct bpf_sock_addr *ctx) {
+	if (ctx->user_port == bpf_htons(conf(17))) {
+		ctx->user_port = bpf_htons(conf(18));
+		add(15);
 	}
 	return 1;
 }
@@ -315,6 +337,7 @@ const (
 	cgSkbIngress
 	cgBind6
 	cgSendmsg6
+	cgRecvmsg6
 )
 
 var cgroupSeq atomic.Int32
@@ -622,6 +645,44 @@ func TestCgroupHooks(t *testing.T) {
 		}
 		if got := c.count(cgSkbIngress) - i0; got != 3 {
 			t.Errorf("skb ingress program saw %d datagrams after detach, want 3 in all", got)
+		}
+	})
+	t.Run("recvmsg6", func(t *testing.T) {
+		c.t = t
+		src, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+		if err != nil {
+			t.Skip("no IPv6 loopback:", err)
+		}
+		defer src.Close()
+		port := freePort(t, "udp6")
+		const fake = 4343
+		c.setConf(17, uint32(src.LocalAddr().(*net.UDPAddr).Port))
+		c.setConf(18, fake)
+		c.attach("recvmsg6", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_UDP6_RECVMSG)
+		cmd, done := cgroupCmd(t, cg, helper, "recvfrom6", strconv.Itoa(port), "3")
+		defer done()
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(stdout)
+		if l, _ := r.ReadString('\n'); l != "ready\n" {
+			t.Fatalf("helper said %q", l)
+		}
+		r0 := c.count(cgRecvmsg6)
+		for i := 0; i < 3; i++ {
+			src.WriteTo([]byte("six"), &net.UDPAddr{IP: net.IPv6loopback, Port: port})
+		}
+		rest, _ := io.ReadAll(r)
+		if err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.Repeat(fmt.Sprintf("%d\n", fake), 3); string(rest) != want {
+			t.Errorf("helper saw source ports %q, want %q", rest, want)
+		}
+		if got := c.count(cgRecvmsg6) - r0; got != 3 {
+			t.Errorf("recvmsg6 program rewrote %d source addresses, want 3", got)
 		}
 	})
 	t.Run("skb_egress", func(t *testing.T) {
