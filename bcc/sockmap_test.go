@@ -220,6 +220,36 @@ func TestSockMap(t *testing.T) {
 		if got := lookupU64(t, m, "counts", 4) - n0; got != 4 {
 			t.Errorf("sockmap verdict program ran %d times, want 4", got)
 		}
+		// bcc's attach_func/detach_func, with the map's fd.
+		if err := m.DetachSockMap("plain_map", fd, BPF_SK_SKB_STREAM_VERDICT); err != nil {
+			t.Fatal(err)
+		}
+		mapFd := NewTable(m.TableId("plain_map"), m).FD()
+		if err := m.AttachFunc(fd, mapFd, BPF_SK_SKB_STREAM_VERDICT, 0); err != nil {
+			t.Fatal(err)
+		}
+		c2, s2 := tcpPair(t)
+		setSocket(t, m, "plain_map", 4, s2)
+		n0 = lookupU64(t, m, "counts", 4)
+		c2.Write([]byte("via AttachFunc"))
+		readExactly(t, s2, "via AttachFunc")
+		if got := lookupU64(t, m, "counts", 4) - n0; got != 1 {
+			t.Errorf("verdict program attached with AttachFunc ran %d times, want 1", got)
+		}
+		if err := m.DetachFunc(fd, mapFd, BPF_SK_SKB_STREAM_VERDICT); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.DetachFunc(fd, mapFd, BPF_SK_SKB_STREAM_VERDICT); !errors.Is(err, ErrNotFound) {
+			t.Errorf("second DetachFunc: %v, want ErrNotFound", err)
+		}
+		c3, s3 := tcpPair(t)
+		setSocket(t, m, "plain_map", 5, s3)
+		n0 = lookupU64(t, m, "counts", 4)
+		c3.Write([]byte("after DetachFunc"))
+		readExactly(t, s3, "after DetachFunc")
+		if got := lookupU64(t, m, "counts", 4) - n0; got != 0 {
+			t.Errorf("verdict program ran %d times after DetachFunc, want 0", got)
+		}
 		if err := m.AttachSockMap("counts", fd, BPF_SK_SKB_STREAM_VERDICT); err == nil {
 			t.Error("attach to an array: no error")
 		}
