@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/iovisor/gobpf/internal/netlink"
 	"github.com/iovisor/gobpf/pkg/cpuonline"
 	"github.com/iovisor/gobpf/pkg/ksym"
 )
@@ -523,24 +524,15 @@ func (m *Module) attachXDP(devName string, fd int, flags uint32) error {
 	return nil
 }
 
-// xdpSet calls bcc's netlink helper, returning what it printed on failure.
+// xdpSet sets (fd >= 0) or clears (fd -1) the XDP program of dev over
+// netlink (internal/netlink, shared with the elf package).
 func xdpSet(dev string, fd int, flags uint32) error {
-	cd := C.CString(dev)
-	defer C.free(unsafe.Pointer(cd))
-	var res C.int
-	var err error
-	printed := captureStderr(func() {
-		res, err = C.bpf_attach_xdp(cd, C.int(fd), C.uint32_t(flags))
-	})
-	if res != 0 {
-		msg := strings.ReplaceAll(strings.TrimSpace(printed), "\n", "; ")
-		if msg == "" {
-			msg = errnoOf(err, unix.EINVAL).Error()
-		}
-		if errnoOf(err, 0) == unix.EOPNOTSUPP {
-			return fmt.Errorf("%s: %w", msg, ErrNotSupported)
-		}
-		return errors.New(msg)
+	ifc, err := net.InterfaceByName(dev)
+	if err != nil {
+		return fmt.Errorf("no such device: %w", ErrNotFound)
+	}
+	if err := netlink.SetXDP(ifc.Index, fd, flags); err != nil {
+		return netErr(err)
 	}
 	return nil
 }
