@@ -28,7 +28,7 @@ const (
 	pumpPoll = time.Millisecond
 	// StopGrace is how long Stop waits for the receiver to take the next
 	// pending record before it gives up and counts the rest as lost.
-	StopGrace = 100 * time.Millisecond
+	StopGrace = 200 * time.Millisecond
 )
 
 // batchReader is what a pump needs from a reader.
