@@ -8,8 +8,8 @@ import (
 )
 
 // The channel APIs (PerfMap, RingBuf) run one goroutine, the pump, per
-// reader. It reads the rings in batches, copies each batch into one
-// allocation that the records handed over are carved from, and sends them
+// reader. It reads the rings in batches, copies the records into chunks of
+// chunkSize bytes that the records handed over are carved from, and sends them
 // on the caller's channel. While the receiver is slow (the channel is
 // full) the pump keeps draining the rings into its own bounded queue, so
 // that a receiver's hiccup does not overflow the kernel's rings; once the
@@ -18,7 +18,11 @@ import (
 
 const (
 	// pumpBatch is how many records the pump reads per call.
-	pumpBatch = 256
+	pumpBatch = 1024
+	// chunkSize is the allocation records handed over are carved from:
+	// few large objects cost the garbage collector far less than one per
+	// record or per batch. A record the receiver keeps holds its chunk.
+	chunkSize = 64 << 10
 	// queueBytes bounds what the pump holds for a slow receiver: record
 	// bytes plus queueItemCost per record.
 	queueBytes    = 4 << 20
@@ -61,6 +65,7 @@ type pump struct {
 	qHead  int
 	qBytes int
 	recs   []Record
+	chunk  []byte // the unused rest of the current chunk
 
 	cancel    func()        // ends the reading loop (Stop or abort)
 	abort     chan struct{} // closed by Module.Close: give up on sends
@@ -175,7 +180,7 @@ func (p *pump) enqueue(recs []Record) int {
 		clear(p.q[n:])
 		p.q, p.qHead = p.q[:n], 0
 	}
-	slab := make([]byte, size)
+	slab := p.carve(size)
 	for i := range recs {
 		rec := &recs[i]
 		if rec.LostSamples > 0 {
@@ -188,6 +193,20 @@ func (p *pump) enqueue(recs []Record) int {
 	}
 	p.qBytes += size + len(recs)*queueItemCost
 	return size + len(recs)*8
+}
+
+// carve returns size bytes from the current chunk, starting a new one
+// when it has no room.
+func (p *pump) carve(size int) []byte {
+	if size > len(p.chunk) {
+		if size > chunkSize/2 {
+			return make([]byte, size)
+		}
+		p.chunk = make([]byte, chunkSize)
+	}
+	b := p.chunk[:size:size]
+	p.chunk = p.chunk[size:]
+	return b
 }
 
 // pop removes the head of the queue, which was handed over.
