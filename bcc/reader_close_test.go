@@ -332,3 +332,43 @@ func TestChannelStopNeverHangs(t *testing.T) {
 		t.Fatalf("Stop before Start took %v", d)
 	}
 }
+
+// TestPerfMapReceiverHiccup (issue 9 §3): while the receiver pauses, the
+// PerfMap keeps draining the rings into its own queue, so the pause does
+// not overflow the (small) rings: every record arrives, none is lost.
+func TestPerfMapReceiverHiccup(t *testing.T) {
+	m := perfMod.get(t, perfSource)
+	t.Cleanup(testutil.CheckLeaks(t))
+	recv := make(chan []byte, 16)
+	pm, err := InitPerfMapWithPageCnt(table(m, "events"), recv, nil, 8) // 32 KiB: ~400 records per CPU
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm.Start()
+	base, refused := getU64(t, m, "counts", 0), getU64(t, m, "counts", 1)
+	const n = 3000 // 7 times a ring's capacity
+	for i := 0; i < n; i++ {
+		unix.Getppid()
+		if i%100 == 99 {
+			time.Sleep(2 * time.Millisecond) // the receiver is not receiving
+		}
+	}
+	seen := make(map[uint64]bool, n)
+	for len(seen) < n {
+		select {
+		case d := <-recv:
+			seq := getSeq(d)
+			if seq < base || seq >= base+n || seen[seq] {
+				t.Fatalf("unexpected record seq %d", seq)
+			}
+			checkRecord(t, d, seq, true)
+			seen[seq] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("received %d of %d records (program refused %d, Lost() %d)", len(seen), n, getU64(t, m, "counts", 1)-refused, pm.Lost())
+		}
+	}
+	pm.Stop()
+	if r := getU64(t, m, "counts", 1) - refused; r != 0 || pm.Lost() != 0 {
+		t.Fatalf("rings overflowed while the receiver paused: %d refused, Lost() %d", r, pm.Lost())
+	}
+}
