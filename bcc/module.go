@@ -29,6 +29,7 @@ type Module struct {
 	funcs  map[string]int // loaded program fds by function name
 	detach []func() error // undo each attachment, in attach order
 	owned  []io.Closer    // readers (perf maps, ring buffers) closed with the module
+	ending bool           // Close began: own refuses new readers
 
 	xdp map[string]uint64 // device -> token of the attachment Close must undo
 	seq uint64            // XDP attachment tokens
@@ -74,11 +75,17 @@ func (m *Module) ptr() (unsafe.Pointer, error) {
 	return m.p, nil
 }
 
-// own registers c to be closed when the module closes.
-func (m *Module) own(c io.Closer) {
+// own registers c to be closed when the module closes. Once Close began
+// it returns ErrClosed instead: the caller must then close c itself (Close
+// has already taken the list it closes).
+func (m *Module) own(c io.Closer) error {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ending || m.p == nil {
+		return ErrClosed
+	}
 	m.owned = append(m.owned, c)
-	m.mu.Unlock()
+	return nil
 }
 
 // disown forgets c (it was closed by its owner).
@@ -230,6 +237,7 @@ func (m *Module) Close() {
 		return
 	}
 	m.mu.Lock()
+	m.ending = true
 	owned := m.owned
 	m.owned = nil
 	m.mu.Unlock()

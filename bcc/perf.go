@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 
 	"github.com/iovisor/gobpf/internal/perfring"
 )
@@ -68,6 +66,11 @@ type PerfReader struct {
 
 // NewPerfReader opens a reader on the perf event array table and installs
 // its rings in the table: programs' perf_submit calls land in it from now on.
+//
+// Several readers (and PerfMaps) of this process may be open on one table:
+// the newest receives the records. Closing a reader never unplugs another:
+// closing the newest hands the table back to the previous one still open,
+// closing an older one changes nothing for the newer.
 func NewPerfReader(table *Table, opts ...PerfReaderOptions) (*PerfReader, error) {
 	if len(opts) > 1 {
 		return nil, errors.New("bcc: NewPerfReader takes at most one PerfReaderOptions")
@@ -88,7 +91,10 @@ func NewPerfReader(table *Table, opts ...PerfReaderOptions) (*PerfReader, error)
 		return nil, fmt.Errorf("bcc: perf reader on table %s: %w", tableName(table), err)
 	}
 	r := &PerfReader{r: pr, m: table.module}
-	r.m.own(r)
+	if err := r.m.own(r); err != nil { // Module.Close began meanwhile
+		pr.Close()
+		return nil, fmt.Errorf("bcc: perf reader on table %s: %w", tableName(table), err)
+	}
 	return r, nil
 }
 
@@ -132,151 +138,6 @@ func (r *PerfReader) Close() error {
 	return r.r.Close()
 }
 
-// batchReader is what a pump needs from a reader.
-type batchReader interface {
-	ReadBatch(ctx context.Context, recs []Record) (int, error)
-	ReadAvailable(recs []Record) (int, error)
-	Close() error
-}
-
-// pump is the goroutine behind PerfMap and RingBuf: it reads batches and
-// delivers them on channels.
-type pump struct {
-	r         batchReader
-	m         *Module
-	closer    *pumpCloser // what the module owns
-	receiver  chan []byte
-	lostChan  chan uint64
-	lost      atomic.Uint64
-	drainPrep func()   // before the final drain (perf: Pause)
-	drainMax  int      // stop draining after this many bytes (0: until empty)
-	cancel    func()   // ends the reading loop
-	abort     chan any // closed by Module.Close: give up on sends
-	done      chan struct{}
-
-	mu        sync.Mutex
-	started   bool
-	stopped   bool
-	stopOnce  sync.Once
-	abortOnce sync.Once
-}
-
-type pumpCloser struct{ p *pump }
-
-// Close is called by Module.Close: stop without draining.
-func (c *pumpCloser) Close() error {
-	c.p.finish(false)
-	return nil
-}
-
-func newPump(r batchReader, m *Module, receiver chan []byte, lost chan uint64) *pump {
-	p := &pump{r: r, m: m, receiver: receiver, lostChan: lost, abort: make(chan any), done: make(chan struct{})}
-	p.closer = &pumpCloser{p}
-	m.own(p.closer)
-	return p
-}
-
-func (p *pump) start() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.started || p.stopped {
-		return
-	}
-	p.started = true
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	go p.run(ctx)
-}
-
-func (p *pump) run(ctx context.Context) {
-	defer close(p.done)
-	recs := make([]Record, 128)
-	for {
-		n, err := p.r.ReadBatch(ctx, recs)
-		if err != nil {
-			break
-		}
-		if !p.deliver(recs[:n]) {
-			return
-		}
-	}
-	select {
-	case <-p.abort:
-		return
-	default:
-	}
-	// Graceful stop: hand over what the rings still hold.
-	if p.drainPrep != nil {
-		p.drainPrep()
-	}
-	total := 0
-	for p.drainMax == 0 || total < p.drainMax {
-		n, err := p.r.ReadAvailable(recs)
-		if n == 0 || err != nil {
-			return
-		}
-		for _, rec := range recs[:n] {
-			total += len(rec.RawSample) + 8
-		}
-		if !p.deliver(recs[:n]) {
-			return
-		}
-	}
-}
-
-// deliver sends a batch; it returns false if the pump was aborted.
-func (p *pump) deliver(recs []Record) bool {
-	size := 0
-	for i := range recs {
-		size += len(recs[i].RawSample)
-	}
-	slab := make([]byte, size) // one allocation per batch
-	for i := range recs {
-		rec := &recs[i]
-		if rec.LostSamples > 0 {
-			p.lost.Add(rec.LostSamples)
-			if p.lostChan != nil {
-				select {
-				case p.lostChan <- rec.LostSamples:
-				case <-p.abort:
-					return false
-				}
-			}
-			continue
-		}
-		n := copy(slab, rec.RawSample)
-		data := slab[:n:n]
-		slab = slab[n:]
-		select {
-		case p.receiver <- data:
-		case <-p.abort:
-			return false
-		}
-	}
-	return true
-}
-
-// finish ends the pump: gracefully (drain and deliver everything pending,
-// waiting for the receiver) or not (Module.Close: pending sends are
-// abandoned). Concurrent and repeated calls wait for the first to end.
-func (p *pump) finish(graceful bool) {
-	if !graceful {
-		p.abortOnce.Do(func() { close(p.abort) })
-	}
-	p.stopOnce.Do(func() {
-		p.mu.Lock()
-		p.stopped = true
-		started := p.started
-		p.mu.Unlock()
-		if started {
-			p.cancel()
-			<-p.done
-		}
-		p.r.Close()
-		p.m.disown(p.closer)
-	})
-}
-
 // PerfMap delivers the records of a BPF_PERF_OUTPUT table on a channel,
 // as gobpf's PerfMap does.
 type PerfMap struct {
@@ -310,22 +171,30 @@ func InitPerfMapWithPageCnt(table *Table, receiverChan chan []byte, lostChan cha
 	if err != nil {
 		return nil, fmt.Errorf("bcc: perf map %s: %w", tableName(table), err)
 	}
-	pm := &PerfMap{r: pr, p: newPump(pr, table.module, receiverChan, lostChan)}
-	pm.p.drainPrep = func() { pr.Pause() }
-	return pm, nil
+	p, err := newPump(pr, table.module, receiverChan, lostChan)
+	if err != nil { // Module.Close began meanwhile
+		pr.Close()
+		return nil, fmt.Errorf("bcc: perf map %s: %w", tableName(table), err)
+	}
+	p.drainPrep = func() { pr.Pause() }
+	return &PerfMap{r: pr, p: p}, nil
 }
 
 // Start starts delivering records on the receiver channel (from a new
 // goroutine). Calling it again, or after Stop, does nothing.
 func (pm *PerfMap) Start() { pm.p.start() }
 
-// Stop stops delivering and closes the perf map. It pauses the rings,
-// delivers every record already in them, and returns once the delivering
-// goroutine has ended: nothing read is dropped, so Stop blocks until the
-// receiver has taken every pending record off the channel (keep receiving
-// until Stop returns, or use a channel with room). It is idempotent.
+// Stop stops delivering and closes the perf map. It pauses the rings and
+// hands over the records already read and those still in the rings as
+// long as the receiver keeps taking them; once the receiver has taken
+// nothing for StopGrace (nobody receives any more) it counts the rest as
+// lost (see Lost, and lostChan if it has room) and returns. So Stop never
+// hangs, and a receiver that keeps receiving until Stop returns gets
+// everything. It is idempotent.
 func (pm *PerfMap) Stop() { pm.p.finish(true) }
 
-// Lost returns how many records the kernel dropped because a ring was
-// full, as reported so far.
+// Lost returns how many records were lost so far: dropped by the kernel
+// because a ring was full (as reported with the ring's next record), and
+// read but never handed over because Stop gave up on the receiver or the
+// module was closed.
 func (pm *PerfMap) Lost() uint64 { return pm.p.lost.Load() }

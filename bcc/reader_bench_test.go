@@ -71,37 +71,77 @@ int main(int argc, char **argv) {
 }
 `
 
+// ringbufBenchSource is perfSource with a ring buffer of 512 KiB (as much
+// as two CPUs' 64-page perf rings) instead of the perf event array.
+const ringbufBenchSource = `
+struct rec {
+	u64 seq;
+	u64 tgid;
+	u64 w[6];
+};
+
+BPF_RINGBUF_OUTPUT(events, 128);
+BPF_ARRAY(counts, u64, 2);
+BPF_ARRAY(config, u32, 1);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+	int zero = 0, one = 1;
+	u32 *tgid = config.lookup(&zero);
+	u64 pid = bpf_get_current_pid_tgid() >> 32;
+	if (!tgid || pid != *tgid)
+		return 0;
+	u64 *c = counts.lookup(&zero);
+	if (!c)
+		return 0;
+	struct rec r = {};
+	r.seq = *c;
+	__sync_fetch_and_add(c, 1);
+	r.tgid = pid;
+	#pragma unroll
+	for (int i = 0; i < 6; i++)
+		r.w[i] = r.seq * 7 + i;
+	if (events.ringbuf_output(&r, sizeof(r), 0) < 0) {
+		u64 *f = counts.lookup(&one);
+		if (f)
+			__sync_fetch_and_add(f, 1);
+	}
+	return 0;
+}
+`
+
 var (
-	readerBenchOnce sync.Once
-	readerBenchMod  *Module
-	readerBenchErr  error
+	readerBenchMu   sync.Mutex
+	readerBenchMods = map[string]*Module{}
 )
 
-// readerBenchModule compiles, loads and attaches perfSource once; the module
-// lives until the test process exits.
-func readerBenchModule(b *testing.B) *Module {
+// readerBenchModule compiles, loads and attaches src (perfSource or
+// ringbufBenchSource) once; the module lives until the test process exits.
+// Only one bench module is attached at a time: the previous one is closed.
+func readerBenchModule(b *testing.B, src string) *Module {
 	b.Helper()
-	readerBenchOnce.Do(func() {
-		m, err := NewModuleWithError(perfSource, nil)
-		if err != nil {
-			readerBenchErr = err
-			return
-		}
-		fd, err := m.LoadTracepoint("tracepoint__syscalls__sys_enter_getppid")
-		if err == nil {
-			err = m.AttachTracepoint("syscalls:sys_enter_getppid", fd)
-		}
-		if err != nil {
-			m.Close()
-			readerBenchErr = err
-			return
-		}
-		readerBenchMod = m
-	})
-	if readerBenchErr != nil {
-		b.Fatal(readerBenchErr)
+	readerBenchMu.Lock()
+	defer readerBenchMu.Unlock()
+	if m := readerBenchMods[src]; m != nil {
+		return m
 	}
-	return readerBenchMod
+	for k, m := range readerBenchMods {
+		m.Close()
+		delete(readerBenchMods, k)
+	}
+	m, err := NewModuleWithError(src, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fd, err := m.LoadTracepoint("tracepoint__syscalls__sys_enter_getppid")
+	if err == nil {
+		err = m.AttachTracepoint("syscalls:sys_enter_getppid", fd)
+	}
+	if err != nil {
+		m.Close()
+		b.Fatal(err)
+	}
+	readerBenchMods[src] = m
+	return m
 }
 
 // generator is a started generator process waiting for its go.
@@ -207,8 +247,8 @@ type consumeFunc func(ctx context.Context, n uint64, progress *atomic.Uint64) co
 
 // runDelivery measures the limit, then opens a reader with open and
 // measures delivery through it.
-func runDelivery(b *testing.B, open func(m *Module) (consumeFunc, func())) {
-	m := readerBenchModule(b)
+func runDelivery(b *testing.B, src string, open func(m *Module) (consumeFunc, func() uint64)) {
+	m := readerBenchModule(b, src)
 	bin := testutil.BuildC(b, generatorSource, "-O2")
 	n := b.N
 	limit := limitRate(b, m, bin, max(n, 200000))
@@ -246,7 +286,9 @@ func runDelivery(b *testing.B, open func(m *Module) (consumeFunc, func())) {
 	}
 	cpu := cpuTime(unix.RUSAGE_SELF) - cpu0
 	b.StopTimer()
-	cleanup()
+	if l := cleanup(); l > res.lost {
+		res.lost = l // a channel API's Lost()
+	}
 	if res.err != nil && res.err != context.Canceled {
 		b.Fatal(res.err)
 	}
@@ -325,76 +367,178 @@ func readerConsumer(r *PerfReader, batch int, realtime bool) consumeFunc {
 	}
 }
 
-// BenchmarkPerfDelivery: b.N records through 64-page perf rings; run with
-// -benchtime=3000000x for stable numbers (tests/bench does).
+// channelConsumer receives from a channel API as gobpf programs do: with
+// sel, a select on the data channel and a done channel per record; else a
+// plain receive per record, as gobpf's examples do (a nil record sent by
+// the benchmark when ctx ends stops it).
+func channelConsumer(recv chan []byte, sel bool) consumeFunc {
+	return func(ctx context.Context, n uint64, progress *atomic.Uint64) (res consumeResult) {
+		res.end = time.Now()
+		done := ctx.Done()
+		if !sel {
+			stop := context.AfterFunc(ctx, func() { recv <- nil })
+			defer stop()
+		}
+		for res.got < n {
+			var d []byte
+			if sel {
+				select {
+				case d = <-recv:
+				case <-done:
+					res.err = ctx.Err()
+					return
+				}
+			} else if d = <-recv; d == nil {
+				res.err = ctx.Err()
+				return
+			}
+			res.seqSum += binary.NativeEndian.Uint64(d)
+			res.got++
+			progress.Store(res.got)
+			if len(recv) == 0 { // the last record always leaves it empty
+				res.end = time.Now()
+			}
+		}
+		return
+	}
+}
+
+// BenchmarkPerfDelivery: b.N records through 64-page perf rings (and a
+// 512 KiB ring buffer); run with -benchtime=3000000x for stable numbers
+// (tests/bench does).
 func BenchmarkPerfDelivery(b *testing.B) {
-	reader := func(opts PerfReaderOptions, batch int, realtime bool) func(m *Module) (consumeFunc, func()) {
-		return func(m *Module) (consumeFunc, func()) {
+	reader := func(opts PerfReaderOptions, batch int, realtime bool) func(m *Module) (consumeFunc, func() uint64) {
+		return func(m *Module) (consumeFunc, func() uint64) {
 			r, err := NewPerfReader(table(m, "events"), opts)
 			if err != nil {
 				b.Fatal(err)
 			}
-			return readerConsumer(r, batch, realtime), func() { r.Close() }
+			return readerConsumer(r, batch, realtime), func() uint64 { r.Close(); return 0 }
 		}
 	}
 	// The reader thread under SCHED_FIFO (see readerConsumer).
 	b.Run("ReadBatch", func(b *testing.B) {
-		runDelivery(b, reader(PerfReaderOptions{PageCount: 64}, 256, true))
+		runDelivery(b, perfSource, reader(PerfReaderOptions{PageCount: 64}, 256, true))
 	})
 	// The same under the default scheduler: now and then the woken reader
 	// waits a few milliseconds to run, and a 64-page ring overflows.
 	b.Run("ReadBatchDefaultSched", func(b *testing.B) {
-		runDelivery(b, reader(PerfReaderOptions{PageCount: 64}, 256, false))
+		runDelivery(b, perfSource, reader(PerfReaderOptions{PageCount: 64}, 256, false))
 	})
 	// Default scheduler, 256 pages per CPU: room for those stalls.
 	b.Run("ReadBatchPages256", func(b *testing.B) {
-		runDelivery(b, reader(PerfReaderOptions{PageCount: 256}, 256, false))
+		runDelivery(b, perfSource, reader(PerfReaderOptions{PageCount: 256}, 256, false))
 	})
 	b.Run("ReadInto", func(b *testing.B) {
-		runDelivery(b, reader(PerfReaderOptions{PageCount: 64}, 1, false))
+		runDelivery(b, perfSource, reader(PerfReaderOptions{PageCount: 64}, 1, false))
 	})
 	// The classic scheme: a wakeup for every record, one record per read.
 	b.Run("NaiveWakeupEach", func(b *testing.B) {
-		runDelivery(b, reader(PerfReaderOptions{PageCount: 64, Watermark: 1, PollInterval: -1}, 1, false))
+		runDelivery(b, perfSource, reader(PerfReaderOptions{PageCount: 64, Watermark: 1, PollInterval: -1}, 1, false))
 	})
-	// gobpf's channel API: one channel send per record.
-	b.Run("PerfMapChannel", func(b *testing.B) {
-		runDelivery(b, func(m *Module) (consumeFunc, func()) {
+	// gobpf's channel API, 64 pages per CPU, default scheduler, as gobpf
+	// programs use it (no lost channel; losses from Lost()): a plain
+	// receive per record, or a select with a done channel.
+	perfMap := func(sel bool) func(m *Module) (consumeFunc, func() uint64) {
+		return func(m *Module) (consumeFunc, func() uint64) {
 			recv := make(chan []byte, 4096)
-			lostc := make(chan uint64, 64)
-			pm, err := InitPerfMapWithPageCnt(table(m, "events"), recv, lostc, 64)
+			pm, err := InitPerfMapWithPageCnt(table(m, "events"), recv, nil, 64)
 			if err != nil {
 				b.Fatal(err)
 			}
 			pm.Start()
-			consume := func(ctx context.Context, n uint64, progress *atomic.Uint64) (res consumeResult) {
-				res.end = time.Now()
-				for res.got+res.lost < n {
-					select {
-					case d := <-recv:
-						res.seqSum += binary.NativeEndian.Uint64(d)
-						res.got++
-						res.end = time.Now()
-						progress.Store(res.got)
-					case l := <-lostc:
-						res.lost += l
-					case <-ctx.Done():
-						res.err = ctx.Err()
-						return
-					}
-				}
-				return
-			}
-			return consume, func() {
+			return channelConsumer(recv, sel), func() uint64 {
 				go func() { // drain while Stop delivers leftovers
 					for range recv {
 					}
 				}()
 				pm.Stop()
 				close(recv)
+				return pm.Lost()
+			}
+		}
+	}
+	b.Run("PerfMapChannel", func(b *testing.B) { runDelivery(b, perfSource, perfMap(false)) })
+	b.Run("PerfMapChannelSelect", func(b *testing.B) { runDelivery(b, perfSource, perfMap(true)) })
+	ringReader := func(m *Module) (consumeFunc, func() uint64) {
+		drainRing(b, m)
+		r, err := NewRingBufReader(table(m, "events"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return ringConsumer(r), func() uint64 { r.Close(); return 0 }
+	}
+	// The ring buffer (512 KiB) read with ReadBatch, default scheduler.
+	b.Run("RingBufReadBatch", func(b *testing.B) {
+		runDelivery(b, ringbufBenchSource, ringReader)
+	})
+	// The ring buffer's channel API.
+	b.Run("RingBufChannel", func(b *testing.B) {
+		runDelivery(b, ringbufBenchSource, func(m *Module) (consumeFunc, func() uint64) {
+			drainRing(b, m)
+			recv := make(chan []byte, 4096)
+			rb, err := InitRingBuf(table(m, "events"), recv)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rb.Start()
+			return channelConsumer(recv, false), func() uint64 {
+				go func() {
+					for range recv {
+					}
+				}()
+				rb.Stop()
+				close(recv)
+				return rb.Lost()
 			}
 		})
 	})
+}
+
+// drainRing empties the ring buffer of what the limit run left in it.
+func drainRing(b *testing.B, m *Module) {
+	r, err := NewRingBufReader(table(m, "events"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	recs := make([]Record, 256)
+	for {
+		k, err := r.ReadAvailable(recs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if k == 0 {
+			return
+		}
+	}
+}
+
+// ringConsumer reads a ring buffer with ReadBatch, as readerConsumer does
+// a perf reader under the default scheduler.
+func ringConsumer(r *RingBufReader) consumeFunc {
+	return func(ctx context.Context, n uint64, progress *atomic.Uint64) (res consumeResult) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		t0 := threadCPU()
+		res.end = time.Now()
+		defer func() { res.threadCPU = threadCPU() - t0 }()
+		recs := make([]Record, 256)
+		for res.got < n {
+			k, err := r.ReadBatch(ctx, recs)
+			if err != nil {
+				res.err = err
+				return
+			}
+			for i := range recs[:k] {
+				res.seqSum += binary.NativeEndian.Uint64(recs[i].RawSample)
+				res.got++
+			}
+			res.end = time.Now()
+			progress.Store(res.got)
+		}
+		return
+	}
 }
 
 // BenchmarkModuleLoadAttach: compile a small module with libbcc, load its

@@ -49,7 +49,10 @@ func NewRingBufReader(table *Table) (*RingBufReader, error) {
 		return nil, fmt.Errorf("bcc: ring buffer reader on table %s: %w", tableName(table), err)
 	}
 	r := &RingBufReader{r: rr, m: table.module}
-	r.m.own(r)
+	if err := r.m.own(r); err != nil { // Module.Close began meanwhile
+		rr.Close()
+		return nil, fmt.Errorf("bcc: ring buffer reader on table %s: %w", tableName(table), err)
+	}
 	return r, nil
 }
 
@@ -106,20 +109,30 @@ func InitRingBuf(table *Table, receiverChan chan []byte) (*RingBuf, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bcc: ring buffer %s: %w", tableName(table), err)
 	}
-	rb := &RingBuf{p: newPump(rr, table.module, receiverChan, nil)}
+	p, err := newPump(rr, table.module, receiverChan, nil)
+	if err != nil { // Module.Close began meanwhile
+		rr.Close()
+		return nil, fmt.Errorf("bcc: ring buffer %s: %w", tableName(table), err)
+	}
 	// The ring cannot be paused: drain at most one ring's worth, which is
 	// everything submitted before Stop.
-	rb.p.drainMax = rr.Size()
-	return rb, nil
+	p.drainMax = rr.Size()
+	return &RingBuf{p: p}, nil
 }
 
 // Start starts delivering records on the receiver channel (from a new
 // goroutine). Calling it again, or after Stop, does nothing.
 func (rb *RingBuf) Start() { rb.p.start() }
 
-// Stop stops delivering and closes the ring buffer. It delivers the
-// records already in the ring and returns once the delivering goroutine
-// has ended, so it blocks until the receiver has taken them (keep
-// receiving until Stop returns, or use a channel with room). It is
-// idempotent.
+// Stop stops delivering and closes the ring buffer. It hands over the
+// records already read and those in the ring (up to one ring's worth) as
+// long as the receiver keeps taking them; once the receiver has taken
+// nothing for StopGrace it counts the rest as lost (see Lost) and
+// returns. It is idempotent.
 func (rb *RingBuf) Stop() { rb.p.finish(true) }
+
+// Lost returns how many records were read but never handed over because
+// Stop gave up on the receiver or the module was closed. (Records the ring
+// had no room for are not reported by the kernel: count them in the
+// program, see above.)
+func (rb *RingBuf) Lost() uint64 { return rb.p.lost.Load() }

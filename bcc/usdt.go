@@ -427,7 +427,11 @@ func NewModuleWithUSDT(code string, cflags []string, ctxs ...*USDTContext) (*Mod
 	}
 	for _, u := range ctxs {
 		u.used = true
-		m.own(&usdtCloser{u})
+		// m is not shared yet, so nothing can be closing it; checked anyway.
+		if err := m.own(&usdtCloser{u}); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("bcc: USDT module: %w", err)
+		}
 	}
 	return m, nil
 }

@@ -228,7 +228,8 @@ func (r *perfRing) parse(rec *Record, typ uint32, pos, size uint64) (bool, error
 // online CPU. Its Close also removes the rings from the map.
 type PerfReader struct {
 	reader
-	mapFD  int // our dup of the perf event array
+	mapFD  int    // our dup of the perf event array
+	mapID  uint32 // its id: the key of its slots' owners (see slots.go)
 	rings  []*perfRing
 	pollMs int
 	cur    int // ring to look at first
@@ -237,7 +238,9 @@ type PerfReader struct {
 // NewPerfReader opens a perf ring on each online CPU, stores the rings in
 // the perf event array mapFD at the CPU's index, and returns a reader over
 // them. The reader keeps its own reference to the map; Close removes the
-// rings from it.
+// rings from it. Of several readers of this process open on one array the
+// newest receives; closing a reader never unplugs another (see slots.go):
+// closing the newest hands the slots back to the previous one.
 func NewPerfReader(mapFD int, opts PerfReaderOptions) (*PerfReader, error) {
 	info, err := bpfsys.GetMapInfo(mapFD)
 	if err != nil {
@@ -281,7 +284,7 @@ func NewPerfReader(mapFD int, opts PerfReaderOptions) (*PerfReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("perfring: dup map fd: %w", err)
 	}
-	r := &PerfReader{mapFD: dup, pollMs: pollMs}
+	r := &PerfReader{mapFD: dup, mapID: info.ID, pollMs: pollMs}
 	r.src = r
 	if r.poll, err = newPoller(); err != nil {
 		unix.Close(dup)
@@ -298,8 +301,7 @@ func NewPerfReader(mapFD int, opts PerfReaderOptions) (*PerfReader, error) {
 			r.free()
 			return nil, err
 		}
-		key, val := uint32(cpu), uint32(ring.fd)
-		if err := bpfsys.MapUpdateElem(r.mapFD, unsafe.Pointer(&key), unsafe.Pointer(&val), bpfsys.BPF_ANY); err != nil {
+		if err := plug(r.mapFD, r.mapID, ring); err != nil {
 			r.free()
 			return nil, fmt.Errorf("perfring: storing cpu %d's ring in %q: %w", cpu, info.Name, err)
 		}
@@ -342,8 +344,7 @@ func openPerfRing(cpu, pages, pageSize, watermark int) (*perfRing, error) {
 // free releases everything; the caller holds mu or is the only user.
 func (r *PerfReader) free() {
 	for _, ring := range r.rings {
-		key := uint32(ring.cpu)
-		bpfsys.MapDeleteElem(r.mapFD, unsafe.Pointer(&key))
+		unplug(r.mapFD, r.mapID, ring)
 		unix.Munmap(ring.mem)
 		unix.Close(ring.fd)
 	}

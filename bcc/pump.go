@@ -1,0 +1,350 @@
+package bcc
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The channel APIs (PerfMap, RingBuf) run one goroutine, the pump, per
+// reader. It reads the rings in batches, copies the records into chunks of
+// chunkSize bytes that the records handed over are carved from, and sends them
+// on the caller's channel. While the receiver is slow (the channel is
+// full) the pump keeps draining the rings into its own bounded queue, so
+// that a receiver's hiccup does not overflow the kernel's rings; once the
+// queue holds queueBytes it leaves the records in the rings, where the
+// kernel counts what it then drops (perf maps report it in Lost()).
+
+const (
+	// pumpBatch is how many records the pump reads per call.
+	pumpBatch = 1024
+	// chunkSize is the allocation records handed over are carved from:
+	// few large objects cost the garbage collector far less than one per
+	// record or per batch. A record the receiver keeps holds its chunk.
+	chunkSize = 64 << 10
+	// queueBytes bounds what the pump holds for a slow receiver: record
+	// bytes plus queueItemCost per record.
+	queueBytes    = 4 << 20
+	queueItemCost = 32
+	// pumpPoll is how often a pump blocked on a full channel drains the
+	// rings into its queue.
+	pumpPoll = time.Millisecond
+	// StopGrace is how long Stop waits for the receiver to take the next
+	// pending record before it gives up and counts the rest as lost.
+	StopGrace = 200 * time.Millisecond
+)
+
+// batchReader is what a pump needs from a reader.
+type batchReader interface {
+	ReadBatch(ctx context.Context, recs []Record) (int, error)
+	ReadAvailable(recs []Record) (int, error)
+	Close() error
+}
+
+// item is a record waiting to be handed over: data, or (lost > 0) a
+// notice that the kernel dropped that many records.
+type item struct {
+	data []byte
+	lost uint64
+}
+
+// pump is the goroutine behind PerfMap and RingBuf.
+type pump struct {
+	r         batchReader
+	m         *Module
+	closer    *pumpCloser // what the module owns
+	receiver  chan []byte
+	lostChan  chan uint64
+	lost      atomic.Uint64
+	drainPrep func() // before the final drain (perf: Pause)
+	drainMax  int    // stop the final drain after this many bytes (0: until empty)
+
+	// The queue of records read but not handed over; only run uses it.
+	q      []item
+	qHead  int
+	qBytes int
+	recs   []Record
+	chunk  []byte // the unused rest of the current chunk
+
+	cancel    func()        // ends the reading loop (Stop or abort)
+	abort     chan struct{} // closed by Module.Close: give up on sends
+	done      chan struct{}
+	mu        sync.Mutex
+	started   bool
+	stopped   bool
+	stopOnce  sync.Once
+	abortOnce sync.Once
+}
+
+type pumpCloser struct{ p *pump }
+
+// Close is called by Module.Close: stop without waiting for the receiver.
+func (c *pumpCloser) Close() error {
+	c.p.finish(false)
+	return nil
+}
+
+// newPump registers a pump over r with m; after Module.Close began it
+// returns ErrClosed (the caller closes r).
+func newPump(r batchReader, m *Module, receiver chan []byte, lost chan uint64) (*pump, error) {
+	p := &pump{r: r, m: m, receiver: receiver, lostChan: lost, abort: make(chan struct{}), done: make(chan struct{})}
+	p.closer = &pumpCloser{p}
+	if err := m.own(p.closer); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *pump) start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started || p.stopped {
+		return
+	}
+	p.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go p.run(ctx)
+}
+
+func (p *pump) aborted() bool {
+	select {
+	case <-p.abort:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *pump) run(ctx context.Context) {
+	defer close(p.done)
+	p.recs = make([]Record, pumpBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for ctx.Err() == nil {
+		if !p.flush() {
+			// The receiver is behind: drain the rings while there is
+			// room, else wait for the receiver, draining every pumpPoll.
+			if p.qBytes < queueBytes && p.readAvailable() > 0 {
+				continue
+			}
+			p.sendWait(ctx, timer)
+			continue
+		}
+		n, err := p.r.ReadBatch(ctx, p.recs)
+		if err != nil {
+			break
+		}
+		p.enqueue(p.recs[:n])
+	}
+	if p.aborted() {
+		p.giveUp()
+		return
+	}
+	// Stop: hand over what was read and what the rings still hold, as
+	// long as the receiver keeps taking records.
+	if p.drainPrep != nil {
+		p.drainPrep()
+	}
+	for total := 0; p.drainMax == 0 || total < p.drainMax; {
+		n := p.readAvailable()
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	p.deliverAll(timer)
+	p.giveUp()
+}
+
+// readAvailable moves the records pending in the rings to the queue, one
+// batch, and returns their size in bytes.
+func (p *pump) readAvailable() int {
+	n, err := p.r.ReadAvailable(p.recs)
+	if n == 0 || err != nil {
+		return 0
+	}
+	return p.enqueue(p.recs[:n])
+}
+
+// enqueue copies recs into one allocation and queues them; it returns the
+// bytes of ring space they took.
+func (p *pump) enqueue(recs []Record) int {
+	size := 0
+	for i := range recs {
+		size += len(recs[i].RawSample)
+	}
+	if p.qHead > 0 && p.qHead >= len(p.q)/2 {
+		n := copy(p.q, p.q[p.qHead:])
+		clear(p.q[n:])
+		p.q, p.qHead = p.q[:n], 0
+	}
+	slab := p.carve(size)
+	for i := range recs {
+		rec := &recs[i]
+		if rec.LostSamples > 0 {
+			p.q = append(p.q, item{lost: rec.LostSamples})
+			continue
+		}
+		n := copy(slab, rec.RawSample)
+		p.q = append(p.q, item{data: slab[:n:n]})
+		slab = slab[n:]
+	}
+	p.qBytes += size + len(recs)*queueItemCost
+	return size + len(recs)*8
+}
+
+// carve returns size bytes from the current chunk, starting a new one
+// when it has no room.
+func (p *pump) carve(size int) []byte {
+	if size > len(p.chunk) {
+		if size > chunkSize/2 {
+			return make([]byte, size)
+		}
+		p.chunk = make([]byte, chunkSize)
+	}
+	b := p.chunk[:size:size]
+	p.chunk = p.chunk[size:]
+	return b
+}
+
+// pop removes the head of the queue, which was handed over.
+func (p *pump) pop() {
+	it := &p.q[p.qHead]
+	p.qBytes -= len(it.data) + queueItemCost
+	if it.lost > 0 {
+		p.lost.Add(it.lost)
+	}
+	*it = item{}
+	p.qHead++
+	if p.qHead == len(p.q) {
+		p.q, p.qHead = p.q[:0], 0
+	}
+}
+
+// flush hands over queued records while the channels have room, without
+// blocking; it reports whether the queue is empty.
+func (p *pump) flush() bool {
+	for p.qHead < len(p.q) {
+		it := &p.q[p.qHead]
+		if it.lost > 0 {
+			if p.lostChan == nil {
+				p.pop()
+				continue
+			}
+			select {
+			case p.lostChan <- it.lost:
+			default:
+				return false
+			}
+		} else {
+			select {
+			case p.receiver <- it.data:
+			default:
+				return false
+			}
+		}
+		p.pop()
+	}
+	return true
+}
+
+// send blocks until the head of the queue is handed over (true) or one of
+// stop or the timer fires (false).
+func (p *pump) send(stop <-chan struct{}, timer *time.Timer) bool {
+	it := &p.q[p.qHead]
+	if it.lost > 0 && p.lostChan == nil {
+		p.pop()
+		return true
+	}
+	if it.lost > 0 {
+		select {
+		case p.lostChan <- it.lost:
+		case <-timer.C:
+			return false
+		case <-stop:
+			return false
+		}
+	} else {
+		select {
+		case p.receiver <- it.data:
+		case <-timer.C:
+			return false
+		case <-stop:
+			return false
+		}
+	}
+	p.pop()
+	return true
+}
+
+// sendWait hands over queued records, blocking, until the queue is
+// empty, pumpPoll passes (time to drain the rings again) or ctx is done.
+func (p *pump) sendWait(ctx context.Context, timer *time.Timer) {
+	timer.Reset(pumpPoll)
+	defer timer.Stop()
+	for p.qHead < len(p.q) && p.send(ctx.Done(), timer) {
+	}
+}
+
+// deliverAll hands over the whole queue, giving up once the receiver has
+// taken nothing for StopGrace or the module is closing.
+func (p *pump) deliverAll(timer *time.Timer) {
+	for p.qHead < len(p.q) {
+		timer.Reset(StopGrace)
+		ok := p.send(p.abort, timer)
+		timer.Stop()
+		if !ok {
+			return
+		}
+	}
+}
+
+// giveUp counts the records still queued as lost and tells lostChan if it
+// has room.
+func (p *pump) giveUp() {
+	var n uint64
+	for ; p.qHead < len(p.q); p.qHead++ {
+		it := &p.q[p.qHead]
+		if it.lost > 0 {
+			n += it.lost
+		} else {
+			n++
+		}
+		*it = item{}
+	}
+	p.q, p.qHead, p.qBytes = nil, 0, 0
+	if n == 0 {
+		return
+	}
+	p.lost.Add(n)
+	if p.lostChan != nil {
+		select {
+		case p.lostChan <- n:
+		default:
+		}
+	}
+}
+
+// finish ends the pump: gracefully (Stop: deliver what was read and what
+// the rings hold while the receiver takes it) or not (Module.Close).
+// Concurrent and repeated calls wait for the first to end; an abort cuts
+// a graceful stop short.
+func (p *pump) finish(graceful bool) {
+	if !graceful {
+		p.abortOnce.Do(func() { close(p.abort) })
+	}
+	p.stopOnce.Do(func() {
+		p.mu.Lock()
+		p.stopped = true
+		started := p.started
+		p.mu.Unlock()
+		if started {
+			p.cancel()
+			<-p.done
+		}
+		p.r.Close()
+		p.m.disown(p.closer)
+	})
+}
