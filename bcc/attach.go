@@ -11,6 +11,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -76,10 +77,32 @@ const (
 // begin locks m and returns the libbcc module, or an error wrapping
 // ErrClosed naming what was attempted. On success the caller must unlock.
 func (m *Module) begin(what string) error {
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
 	m.mu.Lock()
 	if _, err := m.ptr(); err != nil {
 		m.mu.Unlock()
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// checkFd returns an error wrapping EINVAL when fd cannot be a file
+// descriptor (negative, or beyond a C int, which would be truncated into
+// another descriptor's number).
+func checkFd(what string, fd int) error {
+	if fd < 0 || fd > math.MaxInt32 {
+		return errorf("%s: invalid file descriptor %d: %w", what, fd, unix.EINVAL)
+	}
+	return nil
+}
+
+// checkPid returns an error wrapping EINVAL when pid is neither -1 (every
+// process) nor a process id.
+func checkPid(what string, pid int) error {
+	if pid < -1 || pid > math.MaxInt32 {
+		return errorf("%s: invalid pid %d: %w", what, pid, unix.EINVAL)
 	}
 	return nil
 }
@@ -134,15 +157,24 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 	if attachType == BPF_PROBE_RETURN {
 		what = "attach kretprobe to " + fnName
 	}
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
 	if fnName == "" {
-		return fmt.Errorf("bcc: %s: empty function name", what)
+		return errorf("%s: empty function name", what)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return err
+	}
+	if maxActive > math.MaxInt32 || maxActive < math.MinInt32 {
+		return errorf("%s: maxActive %d out of range: %w", what, maxActive, unix.EINVAL)
 	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if !SupportsKprobes() {
-		return fmt.Errorf("bcc: %s: kernel lacks kprobes (CONFIG_KPROBES is not set): %w", what, ErrNotSupported)
+		return errorf("%s: kernel lacks kprobes (CONFIG_KPROBES is not set): %w", what, ErrNotSupported)
 	}
 	ev := m.nextEventName(kind, fnName)
 	cev := C.CString(ev)
@@ -217,16 +249,22 @@ func tracepointExists(category, name string) bool {
 // name, given as "category:name" (e.g. "syscalls:sys_enter_getppid").
 func (m *Module) AttachTracepoint(name string, fd int) error {
 	what := "attach tracepoint " + name
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return err
+	}
 	category, event, ok := strings.Cut(name, ":")
 	if !ok || category == "" || event == "" || strings.ContainsAny(name, "/ ") || strings.Contains(event, ":") {
-		return fmt.Errorf("bcc: %s: want \"category:name\"", what)
+		return errorf("%s: want \"category:name\"", what)
 	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if !tracepointExists(category, event) {
-		return fmt.Errorf("bcc: %s: no such tracepoint: %w", what, ErrNotFound)
+		return errorf("%s: no such tracepoint: %w", what, ErrNotFound)
 	}
 	cc, ce := C.CString(category), C.CString(event)
 	defer C.free(unsafe.Pointer(cc))
@@ -251,8 +289,14 @@ func (m *Module) AttachTracepoint(name string, fd int) error {
 // tracepoint name (no category, e.g. "sys_enter").
 func (m *Module) AttachRawTracepoint(name string, fd int) error {
 	what := "attach raw tracepoint " + name
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return err
+	}
 	if name == "" {
-		return fmt.Errorf("bcc: %s: empty name", what)
+		return errorf("%s: empty name", what)
 	}
 	if err := m.begin(what); err != nil {
 		return err
@@ -280,8 +324,23 @@ func (m *Module) AttachRawTracepoint(name string, fd int) error {
 // program fd to it.
 func (m *Module) AttachPerfEvent(evType, evConfig int, samplePeriod int, sampleFreq int, pid, cpu, groupFd, fd int) error {
 	what := fmt.Sprintf("attach perf event %d:%d", evType, evConfig)
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return err
+	}
+	if err := checkPid(what, pid); err != nil {
+		return err
+	}
+	if evType < 0 || evType > math.MaxUint32 || evConfig < 0 || evConfig > math.MaxUint32 {
+		return errorf("%s: event type or config out of range: %w", what, unix.EINVAL)
+	}
+	if cpu < -1 || cpu > math.MaxInt32 || groupFd < -1 || groupFd > math.MaxInt32 {
+		return errorf("%s: invalid cpu %d or group fd %d: %w", what, cpu, groupFd, unix.EINVAL)
+	}
 	if samplePeriod < 0 || sampleFreq < 0 || samplePeriod == 0 && sampleFreq == 0 {
-		return fmt.Errorf("bcc: %s: need a positive samplePeriod or sampleFreq", what)
+		return errorf("%s: need a positive samplePeriod or sampleFreq", what)
 	}
 	var cpus []int
 	if cpu >= 0 {
@@ -289,7 +348,7 @@ func (m *Module) AttachPerfEvent(evType, evConfig int, samplePeriod int, sampleF
 	} else {
 		online, err := cpuonline.Get()
 		if err != nil {
-			return fmt.Errorf("bcc: %s: online CPUs: %w", what, err)
+			return errorf("%s: online CPUs: %w", what, err)
 		}
 		for _, c := range online {
 			cpus = append(cpus, int(c))
@@ -359,13 +418,22 @@ func (m *Module) attachUprobe(attachType int, name, symbol string, fd, pid int) 
 		kind = 'r'
 		what = fmt.Sprintf("attach uretprobe to %s in %s", symbol, name)
 	}
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return err
+	}
+	if err := checkPid(what, pid); err != nil {
+		return err
+	}
 	path, err := uprobeTarget(name, pid)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	path, off, err := ResolveSymbolAddress(path, symbol, pid)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	if impl, ok := ifuncImplOffset(path, symbol); ok {
 		off = impl
@@ -424,13 +492,22 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 		kind = 'r'
 		what = fmt.Sprintf("attach uretprobes to /%s/ in %s", match, name)
 	}
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return err
+	}
+	if err := checkPid(what, pid); err != nil {
+		return err
+	}
 	path, err := uprobeTarget(name, pid)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	syms, err := matchUserSymbols(path, match)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	type target struct {
 		sym, path string
@@ -441,7 +518,7 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 	for _, s := range syms {
 		p, off, err := ResolveSymbolAddress(path, s.name, pid)
 		if err != nil {
-			return fmt.Errorf("bcc: %s: %w", what, err)
+			return errorf("%s: %w", what, err)
 		}
 		if impl, ok := ifuncImplOffset(p, s.name); ok {
 			off = impl
@@ -453,7 +530,7 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 		targets = append(targets, target{s.name, p, off})
 	}
 	if len(targets) == 0 {
-		return fmt.Errorf("bcc: %s: no function matches: %w", what, ErrNotFound)
+		return errorf("%s: no function matches: %w", what, ErrNotFound)
 	}
 	if err := m.begin(what); err != nil {
 		return err
@@ -489,21 +566,27 @@ func (m *Module) attachXDP(devName string, fd int, flags uint32) error {
 	if fd < 0 {
 		what = "remove XDP from " + devName
 	}
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
+	if fd > math.MaxInt32 {
+		return errorf("%s: invalid file descriptor %d: %w", what, fd, unix.EINVAL)
+	}
 	if devName == "" {
-		return fmt.Errorf("bcc: %s: empty device name", what)
+		return errorf("%s: empty device name", what)
 	}
 	if flags&^XDP_FLAGS_MASK != 0 {
-		return fmt.Errorf("bcc: %s: unknown flags %#x", what, flags&^XDP_FLAGS_MASK)
+		return errorf("%s: unknown flags %#x", what, flags&^XDP_FLAGS_MASK)
 	}
 	if _, err := net.InterfaceByName(devName); err != nil {
-		return fmt.Errorf("bcc: %s: no such device: %w", what, ErrNotFound)
+		return errorf("%s: no such device: %w", what, ErrNotFound)
 	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if err := xdpSet(devName, fd, flags); err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	if fd < 0 {
 		delete(m.xdp, devName)

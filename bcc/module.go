@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -29,6 +30,8 @@ type Module struct {
 	funcs  map[string]int // loaded program fds by function name
 	detach []func() error // undo each attachment, in attach order
 	owned  []io.Closer    // readers (perf maps, ring buffers) closed with the module
+
+	missing []string // unknown table names asked of TableId, see missingName
 
 	xdp map[string]uint64 // device -> token of the attachment Close must undo
 	seq uint64            // XDP attachment tokens
@@ -309,14 +312,17 @@ func (e *LoadError) Error() string {
 
 func (e *LoadError) Unwrap() error { return e.Err }
 
-// maxLogSize is the verifier log buffer used when a failed load gave no log.
+// maxLogSize is the verifier log buffer used when a failed load gave no
+// log, and the largest one Load allocates (the kernel accepted at most 16
+// MiB before 5.2; a larger request is reduced to this).
 const maxLogSize = 16 << 20
 
 // Load loads the function name as a program of type progType and returns
 // its fd, owned by the module. Loading a function again returns the same
 // fd. logLevel and logSize ask the verifier for a log (0, 0 for none); a
 // rejection returns a *LoadError whose message holds the verifier log,
-// retrying with log level 1 when the first attempt produced none.
+// retrying with log level 1 when the first attempt produced none. A
+// logSize above 16 MiB is reduced to 16 MiB.
 func (m *Module) Load(name string, progType int, logLevel, logSize uint) (int, error) {
 	return m.load(name, progType, -1, logLevel, logSize)
 }
@@ -325,11 +331,21 @@ func (m *Module) Load(name string, progType int, logLevel, logSize uint) (int, e
 // bpf_attach_type), which the kernel requires at load for some program
 // types (cgroup sock_addr and sockopt, tracing); -1 passes none.
 func (m *Module) load(name string, progType, attachType int, logLevel, logSize uint) (int, error) {
+	if m == nil {
+		return -1, errorf("load %q: %w", name, ErrClosed)
+	}
+	if progType < 0 || progType > math.MaxInt32 {
+		return -1, errorf("load %q: program type %d out of range: %w", name, progType, unix.EINVAL)
+	}
+	if logLevel > math.MaxInt32 {
+		return -1, errorf("load %q: log level %d out of range: %w", name, logLevel, unix.EINVAL)
+	}
+	logSize = min(logSize, maxLogSize)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p, err := m.ptr()
 	if err != nil {
-		return -1, fmt.Errorf("bcc: load %q: %w", name, err)
+		return -1, errorf("load %q: %w", name, err)
 	}
 	if fd, ok := m.funcs[name]; ok {
 		return fd, nil
@@ -339,7 +355,7 @@ func (m *Module) load(name string, progType, attachType int, logLevel, logSize u
 	start := C.bpf_function_start(p, cname)
 	size := C.bpf_function_size(p, cname)
 	if start == nil {
-		return -1, fmt.Errorf("bcc: function %q: %w in module", name, ErrNotFound)
+		return -1, errorf("function %q: %w in module", name, ErrNotFound)
 	}
 	fd, log, errno := m.loadOnce(p, cname, start, size, progType, attachType, logLevel, logSize)
 	if fd < 0 && strings.TrimSpace(log) == "" {
@@ -397,11 +413,17 @@ func (m *Module) loadOnce(p unsafe.Pointer, cname *C.char, start unsafe.Pointer,
 // GetProgramTag returns the tag (a hash of the instructions) the kernel
 // computed for the program behind fd.
 func (m *Module) GetProgramTag(fd int) (uint64, error) {
+	if m == nil {
+		return 0, errorf("program tag: %w", ErrClosed)
+	}
+	if err := checkFd("program tag", fd); err != nil {
+		return 0, err
+	}
 	m.mu.Lock()
 	_, err := m.ptr()
 	m.mu.Unlock()
 	if err != nil {
-		return 0, fmt.Errorf("bcc: program tag: %w", err)
+		return 0, errorf("program tag: %w", err)
 	}
 	var tag C.ulonglong
 	r, errno := C.bpf_prog_get_tag(C.int(fd), &tag)
@@ -409,7 +431,7 @@ func (m *Module) GetProgramTag(fd int) (uint64, error) {
 		if errno == nil {
 			errno = unix.EINVAL
 		}
-		return 0, fmt.Errorf("bcc: program tag of fd %d: %w", fd, errno)
+		return 0, errorf("program tag of fd %d: %w", fd, errno)
 	}
 	return uint64(tag), nil
 }

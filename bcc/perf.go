@@ -53,6 +53,9 @@ func tableName(t *Table) string {
 	if t == nil {
 		return "<nil>"
 	}
+	if t.name == "" {
+		return t.missing // an unknown table: the name asked of TableId
+	}
 	return t.name
 }
 
@@ -85,7 +88,7 @@ func NewPerfReader(table *Table, opts ...PerfReaderOptions) (*PerfReader, error)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bcc: perf reader on table %s: %w", tableName(table), err)
+		return nil, errorf("perf reader on table %s: %w", tableName(table), err)
 	}
 	r := &PerfReader{r: pr, m: table.module}
 	r.m.own(r)
@@ -308,7 +311,7 @@ func InitPerfMapWithPageCnt(table *Table, receiverChan chan []byte, lostChan cha
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bcc: perf map %s: %w", tableName(table), err)
+		return nil, errorf("perf map %s: %w", tableName(table), err)
 	}
 	pm := &PerfMap{r: pr, p: newPump(pr, table.module, receiverChan, lostChan)}
 	pm.p.drainPrep = func() { pr.Pause() }

@@ -3,7 +3,6 @@ package bcc
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/iovisor/gobpf/internal/perfring"
 )
@@ -46,7 +45,7 @@ func NewRingBufReader(table *Table) (*RingBufReader, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bcc: ring buffer reader on table %s: %w", tableName(table), err)
+		return nil, errorf("ring buffer reader on table %s: %w", tableName(table), err)
 	}
 	r := &RingBufReader{r: rr, m: table.module}
 	r.m.own(r)
@@ -104,7 +103,7 @@ func InitRingBuf(table *Table, receiverChan chan []byte) (*RingBuf, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bcc: ring buffer %s: %w", tableName(table), err)
+		return nil, errorf("ring buffer %s: %w", tableName(table), err)
 	}
 	rb := &RingBuf{p: newPump(rr, table.module, receiverChan, nil)}
 	// The ring cannot be paused: drain at most one ring's worth, which is

@@ -74,11 +74,11 @@ func NewSymbolCache(pid int) (*SymbolCache, error) {
 	if pid < 0 {
 		pid = -1
 	} else if pid == 0 {
-		return nil, fmt.Errorf("bcc: symbol cache: invalid pid 0")
+		return nil, errorf("symbol cache: invalid pid 0")
 	}
 	p := C.bcc_symcache_new(C.int(pid), nil)
 	if p == nil {
-		return nil, fmt.Errorf("bcc: symbol cache for pid %d: libbcc could not create it", pid)
+		return nil, errorf("symbol cache for pid %d: libbcc could not create it", pid)
 	}
 	return &SymbolCache{p: p, pid: pid}, nil
 }
@@ -93,7 +93,7 @@ func (c *SymbolCache) Resolve(addr uint64) (Symbol, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.p == nil {
-		return Symbol{}, ErrClosed
+		return Symbol{}, errorf("symbol cache: %w", ErrClosed)
 	}
 	var sym C.struct_bcc_symbol
 	var rc C.int
@@ -111,7 +111,7 @@ func (c *SymbolCache) Resolve(addr uint64) (Symbol, error) {
 		if s.Module != "" && !s.Kernel {
 			s.Offset = uint64(sym.offset)
 		}
-		return s, fmt.Errorf("bcc: no symbol at 0x%x in %s: %w", addr, c.what(), ErrNotFound)
+		return s, errorf("no symbol at 0x%x in %s: %w", addr, c.what(), ErrNotFound)
 	}
 	s.Name = C.GoString(sym.name)
 	if sym.demangle_name != nil {
@@ -251,7 +251,7 @@ func (c *SymbolCache) ResolveName(module, name string) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.p == nil {
-		return 0, ErrClosed
+		return 0, errorf("symbol cache: %w", ErrClosed)
 	}
 	if c.pid == -1 {
 		cm := C.CString(module)
@@ -260,7 +260,7 @@ func (c *SymbolCache) ResolveName(module, name string) (uint64, error) {
 		defer C.free(unsafe.Pointer(cn))
 		var addr C.uint64_t
 		if C.bcc_symcache_resolve_name(c.p, cm, cn, &addr) < 0 {
-			return 0, fmt.Errorf("bcc: kernel symbol %q: %w", name, ErrNotFound)
+			return 0, errorf("kernel symbol %q: %w", name, ErrNotFound)
 		}
 		return uint64(addr), nil
 	}
@@ -270,17 +270,17 @@ func (c *SymbolCache) ResolveName(module, name string) (uint64, error) {
 	if module == "" {
 		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.pid))
 		if err != nil {
-			return 0, fmt.Errorf("bcc: main binary of pid %d: %w", c.pid, ErrNotFound)
+			return 0, errorf("main binary of pid %d: %w", c.pid, ErrNotFound)
 		}
 		module = exe
 	}
 	path, off, err := bccResolveSymname(module, name, 0, c.pid)
 	if err != nil {
-		return 0, fmt.Errorf("bcc: symbol %q in %q for %s: %w", name, module, c.what(), ErrNotFound)
+		return 0, errorf("symbol %q in %q for %s: %w", name, module, c.what(), ErrNotFound)
 	}
 	addr, err := fileOffsetToAddr(c.pid, path, off)
 	if err != nil {
-		return 0, fmt.Errorf("bcc: symbol %q in %q for %s: %w", name, module, c.what(), err)
+		return 0, errorf("symbol %q in %q for %s: %w", name, module, c.what(), err)
 	}
 	return addr, nil
 }
@@ -373,7 +373,7 @@ func ResolveKernelSymbol(addr uint64) (Symbol, error) {
 // none) selects the process whose libraries and mount namespace are used.
 func ResolveSymbolAddress(binaryOrLib, symbol string, pid int) (path string, addr uint64, err error) {
 	if binaryOrLib == "" || symbol == "" {
-		return "", 0, fmt.Errorf("bcc: resolve symbol: binary and symbol must be non-empty")
+		return "", 0, errorf("resolve symbol: binary and symbol must be non-empty")
 	}
 	return resolveSymbolPath(binaryOrLib, symbol, 0, pid)
 }
@@ -406,7 +406,7 @@ func bccResolveSymname(module, symname string, addr uint64, pid int) (string, ui
 		if sym.module != nil {
 			C.free(unsafe.Pointer(sym.module))
 		}
-		return "", 0, fmt.Errorf("bcc: unable to locate symbol %q in %q: %w", symname, module, ErrNotFound)
+		return "", 0, errorf("unable to locate symbol %q in %q: %w", symname, module, ErrNotFound)
 	}
 	path := C.GoString(sym.module)
 	C.free(unsafe.Pointer(sym.module))
@@ -462,7 +462,7 @@ func getUserSymbolsAndAddresses(module string) ([]*symbolAddress, error) {
 		p := C.bcc_procutils_which_so(cm, 0)
 		C.free(unsafe.Pointer(cm))
 		if p == nil {
-			return nil, fmt.Errorf("bcc: library %q: %w", module, ErrNotFound)
+			return nil, errorf("library %q: %w", module, ErrNotFound)
 		}
 		path = C.GoString(p)
 		C.free(unsafe.Pointer(p))
@@ -476,7 +476,7 @@ func getUserSymbolsAndAddresses(module string) ([]*symbolAddress, error) {
 	foreachSym.syms = nil
 	foreachSym.mu.Unlock()
 	if rc < 0 {
-		return nil, fmt.Errorf("bcc: unable to list symbols of %q", path)
+		return nil, errorf("unable to list symbols of %q", path)
 	}
 	userSyms.m[module] = syms
 	return syms, nil
@@ -487,7 +487,7 @@ func getUserSymbolsAndAddresses(module string) ([]*symbolAddress, error) {
 func matchUserSymbols(module, match string) ([]*symbolAddress, error) {
 	r, err := regexp.Compile(match)
 	if err != nil {
-		return nil, fmt.Errorf("bcc: invalid regexp %q: %w", match, err)
+		return nil, errorf("invalid regexp %q: %w", match, err)
 	}
 	syms, err := getUserSymbolsAndAddresses(module)
 	if err != nil {
