@@ -136,13 +136,11 @@ func errnoOf(err error, fallback unix.Errno) unix.Errno {
 	return fallback
 }
 
-// attachFailure builds the error of a failed libbcc attach call, adding
-// what libbcc printed to stderr.
-func attachFailure(what string, errno unix.Errno, printed string) error {
+// attachFailure builds the error of a failed libbcc attach call from its
+// errno. (fd 2 is not captured around attach calls: what libbcc prints
+// reaches stderr.)
+func attachFailure(what string, errno unix.Errno) error {
 	msg := fmt.Sprintf("bcc: %s: %v", what, errno)
-	if p := strings.TrimSpace(printed); p != "" {
-		msg += " (" + strings.ReplaceAll(p, "\n", "; ") + ")"
-	}
 	switch errno {
 	case unix.ENOENT, unix.ENODEV, unix.ENXIO:
 		return fmt.Errorf("%s: %w", msg, ErrNotFound)
@@ -182,21 +180,19 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 	defer C.free(unsafe.Pointer(cfn))
 	var res C.int
 	var err error
-	printed := captureStderr(func() {
-		res, err = C.bpf_attach_kprobe(C.int(fd), uint32(attachType), cev, cfn, 0, C.int(maxActive))
-	})
+	res, err = C.bpf_attach_kprobe(C.int(fd), uint32(attachType), cev, cfn, 0, C.int(maxActive))
 	if res < 0 {
 		C.free(unsafe.Pointer(cev))
 		en := errnoOf(err, unix.EINVAL)
 		if en == unix.EINVAL && !kernelHasSymbol(fnName) {
 			en = unix.ENOENT
 		}
-		return attachFailure(what, en, printed)
+		return attachFailure(what, en)
 	}
 	pfd := res
 	m.detach = append(m.detach, func() error {
 		C.bpf_close_perf_event_fd(pfd)
-		captureStderr(func() { C.bpf_detach_kprobe(cev) })
+		C.bpf_detach_kprobe(cev)
 		C.free(unsafe.Pointer(cev))
 		return nil
 	})
@@ -271,11 +267,9 @@ func (m *Module) AttachTracepoint(name string, fd int) error {
 	defer C.free(unsafe.Pointer(ce))
 	var res C.int
 	var err error
-	printed := captureStderr(func() {
-		res, err = C.bpf_attach_tracepoint(C.int(fd), cc, ce)
-	})
+	res, err = C.bpf_attach_tracepoint(C.int(fd), cc, ce)
 	if res < 0 {
-		return attachFailure(what, errnoOf(err, unix.EINVAL), printed)
+		return attachFailure(what, errnoOf(err, unix.EINVAL))
 	}
 	pfd := res
 	m.detach = append(m.detach, func() error {
@@ -306,11 +300,9 @@ func (m *Module) AttachRawTracepoint(name string, fd int) error {
 	defer C.free(unsafe.Pointer(cn))
 	var res C.int
 	var err error
-	printed := captureStderr(func() {
-		res, err = C.bpf_attach_raw_tracepoint(C.int(fd), cn)
-	})
+	res, err = C.bpf_attach_raw_tracepoint(C.int(fd), cn)
 	if res < 0 {
-		return attachFailure(what, errnoOf(err, unix.EINVAL), printed)
+		return attachFailure(what, errnoOf(err, unix.EINVAL))
 	}
 	afd := int(res)
 	m.detach = append(m.detach, func() error { return unix.Close(afd) })
@@ -362,15 +354,13 @@ func (m *Module) AttachPerfEvent(evType, evConfig int, samplePeriod int, sampleF
 	for _, c := range cpus {
 		var res C.int
 		var err error
-		printed := captureStderr(func() {
-			res, err = C.bpf_attach_perf_event(C.int(fd), C.uint32_t(evType), C.uint32_t(evConfig),
-				C.uint64_t(samplePeriod), C.uint64_t(sampleFreq), C.pid_t(pid), C.int(c), C.int(groupFd))
-		})
+		res, err = C.bpf_attach_perf_event(C.int(fd), C.uint32_t(evType), C.uint32_t(evConfig),
+			C.uint64_t(samplePeriod), C.uint64_t(sampleFreq), C.pid_t(pid), C.int(c), C.int(groupFd))
 		if res < 0 {
 			for _, f := range fds {
 				C.bpf_close_perf_event_fd(f)
 			}
-			return attachFailure(fmt.Sprintf("%s on cpu %d", what, c), errnoOf(err, unix.EINVAL), printed)
+			return attachFailure(fmt.Sprintf("%s on cpu %d", what, c), errnoOf(err, unix.EINVAL))
 		}
 		fds = append(fds, res)
 	}
@@ -454,17 +444,15 @@ func (m *Module) attachUprobeLocked(kind byte, attachType int, what, evPrefix, p
 	defer C.free(unsafe.Pointer(cpath))
 	var res C.int
 	var err error
-	printed := captureStderr(func() {
-		res, err = C.bpf_attach_uprobe(C.int(fd), uint32(attachType), cev, cpath, C.uint64_t(off), C.pid_t(pid), 0)
-	})
+	res, err = C.bpf_attach_uprobe(C.int(fd), uint32(attachType), cev, cpath, C.uint64_t(off), C.pid_t(pid), 0)
 	if res < 0 {
 		C.free(unsafe.Pointer(cev))
-		return attachFailure(what, errnoOf(err, unix.EINVAL), printed)
+		return attachFailure(what, errnoOf(err, unix.EINVAL))
 	}
 	pfd := res
 	m.detach = append(m.detach, func() error {
 		C.bpf_close_perf_event_fd(pfd)
-		captureStderr(func() { C.bpf_detach_uprobe(cev) })
+		C.bpf_detach_uprobe(cev)
 		C.free(unsafe.Pointer(cev))
 		return nil
 	})
@@ -606,20 +594,15 @@ func (m *Module) attachXDP(devName string, fd int, flags uint32) error {
 	return nil
 }
 
-// xdpSet calls bcc's netlink helper, returning what it printed on failure.
+// xdpSet calls bcc's netlink helper.
 func xdpSet(dev string, fd int, flags uint32) error {
 	cd := C.CString(dev)
 	defer C.free(unsafe.Pointer(cd))
 	var res C.int
 	var err error
-	printed := captureStderr(func() {
-		res, err = C.bpf_attach_xdp(cd, C.int(fd), C.uint32_t(flags))
-	})
+	res, err = C.bpf_attach_xdp(cd, C.int(fd), C.uint32_t(flags))
 	if res != 0 {
-		msg := strings.ReplaceAll(strings.TrimSpace(printed), "\n", "; ")
-		if msg == "" {
-			msg = errnoOf(err, unix.EINVAL).Error()
-		}
+		msg := errnoOf(err, unix.EINVAL).Error()
 		if errnoOf(err, 0) == unix.EOPNOTSUPP {
 			return fmt.Errorf("%s: %w", msg, ErrNotSupported)
 		}

@@ -15,6 +15,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"unsafe"
@@ -98,13 +99,19 @@ func (m *Module) disown(c io.Closer) {
 var stderrMu sync.Mutex
 
 // captureStderr runs f with file descriptor 2 redirected into a pipe and
-// returns what was written there: libbcc prints clang's diagnostics, the
-// verifier log and attach failures to stderr rather than returning them.
-// A goroutine drains the pipe while f runs so that a large output cannot
-// block the writer. Anything else the process writes to fd 2 meanwhile is
-// captured too. A child process that inherited the redirected fd 2 cannot
-// hold the capture open: once f returns, what is in the pipe is taken and
-// the rest ignored.
+// returns what was written there: libbcc prints clang's diagnostics to
+// stderr rather than returning them. fd 2 is process-wide, so whatever
+// else the process writes meanwhile (other goroutines' log lines, a child's
+// output) goes through the pipe too: a goroutine drains the pipe while f
+// runs, keeping a copy and passing everything on to the original stderr,
+// so nothing is hidden. A fatal error (an unhandled panic in any
+// goroutine) would kill the process before the pipe is drained: during
+// the window the runtime's crash output is set to the original stderr
+// with debug.SetCrashOutput, and reset to none afterwards (a crash output
+// the program set itself is therefore dropped by the first compile).
+// A child process that inherited the redirected fd 2 cannot hold the
+// capture open: once f returns, what is in the pipe is taken and the rest
+// ignored.
 func captureStderr(f func()) string {
 	stderrMu.Lock()
 	defer stderrMu.Unlock()
@@ -125,7 +132,11 @@ func captureStderr(f func()) string {
 	saved, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
 	if err == nil {
 		if _, err = unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK); err == nil {
+			setCrashOutput(saved)
 			err = unix.Dup3(p[1], 2, 0)
+			if err != nil {
+				debug.SetCrashOutput(nil, debug.CrashOptions{})
+			}
 		}
 		if err != nil {
 			unix.Close(saved)
@@ -145,6 +156,7 @@ func captureStderr(f func()) string {
 			n, err := unix.Read(p[0], buf)
 			if n > 0 {
 				out = append(out, buf[:n]...)
+				writeAll(saved, buf[:n])
 				continue
 			}
 			if err == unix.EINTR {
@@ -163,10 +175,41 @@ func captureStderr(f func()) string {
 	}()
 	f()
 	unix.Dup3(saved, 2, 0) // drops the pipe's last write end in this process
-	unix.Close(saved)
 	one := [8]byte{1}
 	unix.Write(wake, one[:])
-	return string(<-done)
+	out := <-done
+	debug.SetCrashOutput(nil, debug.CrashOptions{})
+	unix.Close(saved)
+	return string(out)
+}
+
+// setCrashOutput makes the runtime print fatal errors to fd too.
+func setCrashOutput(fd int) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(dup), "stderr")
+	debug.SetCrashOutput(f, debug.CrashOptions{}) // duplicates the fd
+	f.Close()
+}
+
+// writeAll writes b to fd, waiting while fd is non-blocking and full.
+func writeAll(fd int, b []byte) {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if n > 0 {
+			b = b[n:]
+			continue
+		}
+		switch err {
+		case unix.EINTR:
+		case unix.EAGAIN:
+			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, 1000)
+		default:
+			return
+		}
+	}
 }
 
 // NewModule compiles code with libbcc. It returns nil on failure, as
@@ -175,7 +218,8 @@ func captureStderr(f func()) string {
 func NewModule(code string, cflags []string) *Module {
 	m, err := NewModuleWithError(code, cflags)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		// clang's diagnostics reached stderr as it printed them.
+		fmt.Fprintln(os.Stderr, "bcc: failed to compile module")
 		return nil
 	}
 	return m
@@ -215,10 +259,6 @@ func NewModuleWithError(code string, cflags []string) (*Module, error) {
 	})
 	if p == nil {
 		return nil, &CompileError{Diagnostics: diag}
-	}
-	if diag != "" {
-		// Warnings of a successful compile: pass them on as libbcc would.
-		os.Stderr.WriteString(diag)
 	}
 	return &Module{p: p, funcs: map[string]int{}, xdp: map[string]uint64{}}, nil
 }
@@ -383,10 +423,10 @@ func (m *Module) loadOnce(p unsafe.Pointer, cname *C.char, start unsafe.Pointer,
 	}
 	var fd C.int
 	var errno error
-	printed := captureStderr(func() {
-		fd, errno = C.bcc_func_load(p, C.int(progType), cname, (*C.struct_bpf_insn)(start), C.int(size),
-			C.bpf_module_license(p), C.bpf_module_kern_version(p), C.int(logLevel), bufp, C.uint(len(buf)), nil, C.int(attachType))
-	})
+	// fd 2 is not redirected here (only compiles are): the log comes from
+	// the buffer, and what libbcc prints on a failure reaches stderr.
+	fd, errno = C.bcc_func_load(p, C.int(progType), cname, (*C.struct_bpf_insn)(start), C.int(size),
+		C.bpf_module_license(p), C.bpf_module_kern_version(p), C.int(logLevel), bufp, C.uint(len(buf)), nil, C.int(attachType))
 	if fd >= 0 {
 		return int(fd), "", nil
 	}
@@ -397,11 +437,6 @@ func (m *Module) loadOnce(p unsafe.Pointer, cname *C.char, start unsafe.Pointer,
 		} else {
 			log = string(buf)
 		}
-	}
-	if strings.TrimSpace(log) == "" {
-		log = printed
-	} else if pr := strings.TrimSpace(printed); pr != "" && !strings.Contains(log, pr) {
-		log = log + "\n" + pr
 	}
 	var en unix.Errno
 	if errors.As(errno, &en) && en != 0 {
