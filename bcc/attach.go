@@ -15,13 +15,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/iovisor/gobpf/internal/probeevent"
 	"github.com/iovisor/gobpf/pkg/cpuonline"
 	"github.com/iovisor/gobpf/pkg/ksym"
 )
@@ -107,25 +106,21 @@ func checkPid(what string, pid int) error {
 	return nil
 }
 
-// eventSeq numbers the probe events of this process: a per-module counter
-// would give two modules probing the same function the same event name.
-var eventSeq atomic.Uint64
-
-// nextEventName returns a probe event name unique in this process: bcc adds
-// "_bcc_<pid>" too, but two modules of one process must not collide either
-// (libbcc registers an event in kprobe_events or uprobe_events whenever it
-// cannot use the perf_kprobe/perf_uprobe PMU, e.g. for a kretprobe with
-// maxActive, and a second registration of a name fails with EEXIST).
-// Kernel event names are limited to 64 characters.
-func (m *Module) nextEventName(kind byte, target string) string {
-	t := probeNameRe.ReplaceAllString(target, "_")
-	if len(t) > 24 {
-		t = t[len(t)-24:]
+// nextEventName returns a new probe event name: "gobpf_<nonce>_<kind>_
+// <target>_<n>", unique in the process and, by its random nonce, among
+// processes, whatever their pids (a restarted container's program is pid 1
+// again). libbcc registers it in kprobe_events or uprobe_events whenever it
+// cannot use the perf_kprobe/perf_uprobe PMU (and always for a kretprobe
+// with maxActive), appending "_bcc_<pid>"; kernel event names are limited
+// to 64 characters. Before the first such name is used in a process,
+// entries this library left behind in dead processes are removed.
+// file is "kprobe_events" or "uprobe_events".
+func (m *Module) nextEventName(file string, kind byte, target string) string {
+	if root := probeevent.Root(file); root != "" {
+		probeevent.CleanStaleOnce(root, file)
 	}
-	return fmt.Sprintf("%c_%s_%d_%d", kind, t, os.Getpid(), eventSeq.Add(1))
+	return probeevent.Name(string(kind), target, probeevent.MaxNameLen-len("_bcc_")-7)
 }
-
-var probeNameRe = regexp.MustCompile(`[^a-zA-Z0-9_]`)
 
 // errnoOf returns the errno of a failed cgo call, or fallback.
 func errnoOf(err error, fallback unix.Errno) unix.Errno {
@@ -174,13 +169,23 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 	if !SupportsKprobes() {
 		return errorf("%s: kernel lacks kprobes (CONFIG_KPROBES is not set): %w", what, ErrNotSupported)
 	}
-	ev := m.nextEventName(kind, fnName)
-	cev := C.CString(ev)
 	cfn := C.CString(fnName)
 	defer C.free(unsafe.Pointer(cfn))
 	var res C.int
 	var err error
-	res, err = C.bpf_attach_kprobe(C.int(fd), uint32(attachType), cev, cfn, 0, C.int(maxActive))
+	var cev *C.char
+	for try := 0; try < 2; try++ {
+		// A second try: another process's cleanup may have removed
+		// the event between its registration and its opening.
+		if cev != nil {
+			C.free(unsafe.Pointer(cev))
+		}
+		cev = C.CString(m.nextEventName("kprobe_events", kind, fnName))
+		res, err = C.bpf_attach_kprobe(C.int(fd), uint32(attachType), cev, cfn, 0, C.int(maxActive))
+		if res >= 0 || !probeevent.Retry(err) {
+			break
+		}
+	}
 	if res < 0 {
 		C.free(unsafe.Pointer(cev))
 		en := errnoOf(err, unix.EINVAL)
@@ -438,13 +443,22 @@ func (m *Module) attachUprobe(attachType int, name, symbol string, fd, pid int) 
 // attachUprobeLocked places a uprobe at file offset off of path; evPrefix
 // starts the target part of its event name. m.mu is held.
 func (m *Module) attachUprobeLocked(kind byte, attachType int, what, evPrefix, path string, off uint64, fd, pid int) error {
-	ev := m.nextEventName(kind, fmt.Sprintf("%s%s_%x", evPrefix, filepath.Base(path), off))
-	cev := C.CString(ev)
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var res C.int
 	var err error
-	res, err = C.bpf_attach_uprobe(C.int(fd), uint32(attachType), cev, cpath, C.uint64_t(off), C.pid_t(pid), 0)
+	var cev *C.char
+	for try := 0; try < 2; try++ {
+		// A second try: see attachProbe.
+		if cev != nil {
+			C.free(unsafe.Pointer(cev))
+		}
+		cev = C.CString(m.nextEventName("uprobe_events", kind, fmt.Sprintf("%s%s_%x", evPrefix, filepath.Base(path), off)))
+		res, err = C.bpf_attach_uprobe(C.int(fd), uint32(attachType), cev, cpath, C.uint64_t(off), C.pid_t(pid), 0)
+		if res >= 0 || !probeevent.Retry(err) {
+			break
+		}
+	}
 	if res < 0 {
 		C.free(unsafe.Pointer(cev))
 		return attachFailure(what, errnoOf(err, unix.EINVAL))

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/iovisor/gobpf/internal/bpfsys"
+	"github.com/iovisor/gobpf/internal/probeevent"
 )
 
 var tracefsRoots = []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}
@@ -226,7 +227,8 @@ func (b *Module) EnableKprobe(secName string, maxactive int) error {
 			typ += strconv.Itoa(maxactive)
 		}
 	}
-	event := fmt.Sprintf("gobpf_%d_%s_%s", os.Getpid(), typ[:1], safeEventName(fn))
+	event := probeevent.Name(typ[:1], fn, probeevent.MaxNameLen) // unique across restarts; removes stale entries first
+	probeevent.CleanStaleOnce(root, "kprobe_events")
 	id, err := addProbeEvent(root, "kprobe_events", fmt.Sprintf("%s:%s %s", typ, event, fn), "kprobes", event)
 	if err != nil && isRet && maxactive > 0 {
 		// Older kernels reject maxactive: retry without it.
@@ -383,7 +385,8 @@ func AttachUprobePid(uprobe *Uprobe, pid int, path string, offset uint64) error 
 	if isRet {
 		typ = "r"
 	}
-	event := fmt.Sprintf("gobpf_%d_%s_%s_%x", os.Getpid(), typ, safeEventName(filepath.Base(abs)), offset)
+	event := probeevent.Name(typ, fmt.Sprintf("%s_%x", filepath.Base(abs), offset), probeevent.MaxNameLen) // unique across restarts
+	probeevent.CleanStaleOnce(root, "uprobe_events")
 	id, err := addProbeEvent(root, "uprobe_events", fmt.Sprintf("%s:%s %s:%#x", typ, event, abs, offset), "uprobes", event)
 	if err != nil {
 		return fmt.Errorf("elf: attaching uprobe %q: %w", uprobe.Name, errors.Join(pmuErr, err))
