@@ -422,6 +422,9 @@ func (m *Module) attachUprobe(attachType int, name, symbol string, fd, pid int) 
 	if err := checkPid(what, pid); err != nil {
 		return err
 	}
+	if err := processGone(pid); err != nil {
+		return errorf("%s: %w", what, err)
+	}
 	path, err := uprobeTarget(name, pid)
 	if err != nil {
 		return errorf("%s: %w", what, err)
@@ -488,6 +491,13 @@ func (m *Module) AttachUretprobe(name, symbol string, fd, pid int) error {
 }
 
 func (m *Module) attachMatching(attachType int, name, match string, fd, pid int) error {
+	_, err := m.attachMatchingList(attachType, name, match, fd, pid)
+	return err
+}
+
+// attachMatchingList is attachMatching returning the names of the
+// functions attached (one per address: of aliases, the first listed).
+func (m *Module) attachMatchingList(attachType int, name, match string, fd, pid int) ([]string, error) {
 	kind := byte('p')
 	what := fmt.Sprintf("attach uprobes to /%s/ in %s", match, name)
 	if attachType == BPF_PROBE_RETURN {
@@ -495,21 +505,24 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 		what = fmt.Sprintf("attach uretprobes to /%s/ in %s", match, name)
 	}
 	if m == nil {
-		return errorf("%s: %w", what, ErrClosed)
+		return nil, errorf("%s: %w", what, ErrClosed)
 	}
 	if err := checkFd(what, fd); err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkPid(what, pid); err != nil {
-		return err
+		return nil, err
+	}
+	if err := processGone(pid); err != nil {
+		return nil, errorf("%s: %w", what, err)
 	}
 	path, err := uprobeTarget(name, pid)
 	if err != nil {
-		return errorf("%s: %w", what, err)
+		return nil, errorf("%s: %w", what, err)
 	}
 	syms, err := matchUserSymbols(path, match)
 	if err != nil {
-		return errorf("%s: %w", what, err)
+		return nil, errorf("%s: %w", what, err)
 	}
 	type target struct {
 		sym, path string
@@ -520,7 +533,7 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 	for _, s := range syms {
 		p, off, err := ResolveSymbolAddress(path, s.name, pid)
 		if err != nil {
-			return errorf("%s: %w", what, err)
+			return nil, errorf("%s: %w", what, err)
 		}
 		if impl, ok := ifuncImplOffset(p, s.name); ok {
 			off = impl
@@ -532,10 +545,10 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 		targets = append(targets, target{s.name, p, off})
 	}
 	if len(targets) == 0 {
-		return errorf("%s: no function matches: %w", what, ErrNotFound)
+		return nil, errorf("%s: no function matches: %w", what, ErrNotFound)
 	}
 	if err := m.begin(what); err != nil {
-		return err
+		return nil, err
 	}
 	defer m.mu.Unlock()
 	n := len(m.detach)
@@ -545,10 +558,14 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 				m.detach[i]()
 			}
 			m.detach = m.detach[:n]
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.sym
+	}
+	return names, nil
 }
 
 // AttachMatchingUprobes attaches the uprobe program fd to every function of
