@@ -9,6 +9,7 @@ package bcc
 import "C"
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,9 @@ type Module struct {
 	owned  []io.Closer    // readers (perf maps, ring buffers) closed with the module
 
 	missing []string // unknown table names asked of TableId, see missingName
+
+	debug    uint      // DEBUG_* flags
+	debugOut io.Writer // where the verifier logs of DEBUG_BPF go besides stderr
 
 	xdp map[string]uint64 // device -> token of the attachment Close must undo
 	seq uint64            // XDP attachment tokens
@@ -243,7 +247,53 @@ func (e *CompileError) Error() string {
 // diagnostics in a *CompileError when it does not compile. Like gobpf,
 // -DNUMCPUS=<number of CPUs> is added to cflags.
 func NewModuleWithError(code string, cflags []string) (*Module, error) {
-	all := append(append([]string(nil), cflags...), fmt.Sprintf("-DNUMCPUS=%d", runtime.NumCPU()))
+	return NewModuleWithOptions(code, ModuleOptions{CFlags: cflags})
+}
+
+// Debug flags of ModuleOptions.Debug: what libbcc prints while compiling
+// and loading (bcc's enum of bpf_module.h).
+const (
+	// DEBUG_LLVM_IR prints the LLVM IR of the compiled program.
+	DEBUG_LLVM_IR = 0x1
+	// DEBUG_BPF prints the BPF bytecode and the verifier's log of every
+	// program Load loads.
+	DEBUG_BPF = 0x2
+	// DEBUG_PREPROCESSOR prints the program after preprocessing.
+	DEBUG_PREPROCESSOR = 0x4
+	// DEBUG_SOURCE adds the source lines to the DEBUG_BPF bytecode.
+	DEBUG_SOURCE = 0x8
+	// DEBUG_BPF_REGISTER_STATE asks the verifier for the register state at
+	// every instruction (verifier log level 2), in addition to DEBUG_BPF.
+	DEBUG_BPF_REGISTER_STATE = 0x10
+	// DEBUG_BTF prints why BTF could not be loaded.
+	DEBUG_BTF = 0x20
+)
+
+// ModuleOptions configures NewModuleWithOptions.
+type ModuleOptions struct {
+	// CFlags are passed to clang (-DNUMCPUS=<number of CPUs> is added).
+	CFlags []string
+	// Debug is an OR of DEBUG_* flags.
+	Debug uint
+	// DebugOutput receives the debug output the Debug flags ask for.
+	// libbcc prints it to stderr, where it still appears; the module
+	// copies it here: what the compile printed before NewModuleWithOptions
+	// returns, and with DEBUG_BPF the verifier log of each program Load
+	// loads. Nil: stderr only.
+	DebugOutput io.Writer
+}
+
+// debugMask is the set of flags libbcc knows.
+const debugMask = DEBUG_LLVM_IR | DEBUG_BPF | DEBUG_PREPROCESSOR | DEBUG_SOURCE | DEBUG_BPF_REGISTER_STATE | DEBUG_BTF
+
+// NewModuleWithOptions compiles code with libbcc as configured by opts,
+// returning clang's diagnostics in a *CompileError when it does not
+// compile.
+func NewModuleWithOptions(code string, opts ModuleOptions) (*Module, error) {
+	if opts.Debug&^debugMask != 0 {
+		return nil, errorf("new module: unknown debug flags %#x: %w", opts.Debug&^debugMask, unix.EINVAL)
+	}
+	all := append(append([]string(nil), opts.CFlags...), fmt.Sprintf("-DNUMCPUS=%d", runtime.NumCPU()))
 	cs := C.CString(code)
 	defer C.free(unsafe.Pointer(cs))
 	arr := C.malloc(C.size_t(len(all)) * C.size_t(unsafe.Sizeof(uintptr(0))))
@@ -255,12 +305,15 @@ func NewModuleWithError(code string, cflags []string) (*Module, error) {
 	}
 	var p unsafe.Pointer
 	diag := captureStderr(func() {
-		p = C.bpf_module_create_c_from_string(cs, 0, (**C.char)(arr), C.int(len(all)), true, nil)
+		p = C.bpf_module_create_c_from_string(cs, C.uint(opts.Debug), (**C.char)(arr), C.int(len(all)), true, nil)
 	})
+	if opts.Debug != 0 && opts.DebugOutput != nil && diag != "" {
+		io.WriteString(opts.DebugOutput, diag)
+	}
 	if p == nil {
 		return nil, &CompileError{Diagnostics: diag}
 	}
-	return &Module{p: p, funcs: map[string]int{}, xdp: map[string]uint64{}}, nil
+	return &Module{p: p, funcs: map[string]int{}, xdp: map[string]uint64{}, debug: opts.Debug, debugOut: opts.DebugOutput}, nil
 }
 
 // Close detaches everything the module attached (in reverse order), closes
@@ -397,7 +450,26 @@ func (m *Module) load(name string, progType, attachType int, logLevel, logSize u
 	if start == nil {
 		return -1, errorf("function %q: %w in module", name, ErrNotFound)
 	}
+	dbg := m.debug&(DEBUG_BPF|DEBUG_BPF_REGISTER_STATE) != 0 && logSize == 0
+	if dbg {
+		logLevel, logSize = 1, 1<<20
+		if m.debug&DEBUG_BPF_REGISTER_STATE != 0 {
+			logLevel, logSize = 2, maxLogSize
+		}
+	}
 	fd, log, errno := m.loadOnce(p, cname, start, size, progType, attachType, logLevel, logSize)
+	if dbg && fd < 0 && errors.Is(errno, unix.ENOSPC) {
+		// The debug log did not fit: load without it.
+		dbg = false
+		fd, log, errno = m.loadOnce(p, cname, start, size, progType, attachType, 0, 0)
+	}
+	if dbg && fd >= 0 && log != "" {
+		log = fmt.Sprintf("verifier log of %s:\n%s\n", name, strings.TrimRight(log, "\n"))
+		os.Stderr.WriteString(log)
+		if m.debugOut != nil {
+			io.WriteString(m.debugOut, log)
+		}
+	}
 	if fd < 0 && strings.TrimSpace(log) == "" {
 		fd, log, errno = m.loadOnce(p, cname, start, size, progType, attachType, 1, maxLogSize)
 	}
@@ -427,16 +499,16 @@ func (m *Module) loadOnce(p unsafe.Pointer, cname *C.char, start unsafe.Pointer,
 	// the buffer, and what libbcc prints on a failure reaches stderr.
 	fd, errno = C.bcc_func_load(p, C.int(progType), cname, (*C.struct_bpf_insn)(start), C.int(size),
 		C.bpf_module_license(p), C.bpf_module_kern_version(p), C.int(logLevel), bufp, C.uint(len(buf)), nil, C.int(attachType))
-	if fd >= 0 {
-		return int(fd), "", nil
-	}
 	var log string
 	if len(buf) > 0 {
-		if i := strings.IndexByte(string(buf), 0); i >= 0 {
+		if i := bytes.IndexByte(buf, 0); i >= 0 {
 			log = string(buf[:i])
 		} else {
 			log = string(buf)
 		}
+	}
+	if fd >= 0 {
+		return int(fd), log, nil
 	}
 	var en unix.Errno
 	if errors.As(errno, &en) && en != 0 {
