@@ -3,6 +3,7 @@ package bcc
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 )
 
@@ -18,8 +19,17 @@ var (
 	// symbol, process or device.
 	ErrNotFound = errors.New("not found")
 	// ErrKeyNotExist is returned by table lookups of a key the table lacks.
-	ErrKeyNotExist = errors.New("key does not exist")
+	// It also matches fs.ErrNotExist: errors.Is(err, fs.ErrNotExist) holds
+	// for a missing key, as gobpf's raw ENOENT did (os.IsNotExist, which
+	// does not follow wrapped errors, does not).
+	ErrKeyNotExist error = &notExistError{"key does not exist"}
 )
+
+// notExistError is a sentinel that also matches fs.ErrNotExist.
+type notExistError struct{ msg string }
+
+func (e *notExistError) Error() string        { return e.msg }
+func (e *notExistError) Is(target error) bool { return target == fs.ErrNotExist }
 
 // prefix starts every error message of the package.
 const prefix = "bcc: "

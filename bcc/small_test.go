@@ -3,6 +3,7 @@ package bcc
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,10 @@ func TestModuleTable(t *testing.T) {
 	v, err := hits.Get([]byte{0, 0, 0, 0})
 	if err != nil || len(v) != 8 || v[0] != 4 {
 		t.Errorf("hits[0] = %v, %v; want 4", v, err)
+	}
+	// A missing key is ErrKeyNotExist and fs.ErrNotExist (gobpf gave ENOENT).
+	if _, err := hits.Get([]byte{9, 0, 0, 0}); !errors.Is(err, ErrKeyNotExist) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing key: err = %v, want ErrKeyNotExist and fs.ErrNotExist", err)
 	}
 	if _, err := m.Table("typo_table"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"typo_table"`) {
 		t.Errorf("Table(typo_table): err = %v, want ErrNotFound naming it", err)

@@ -373,6 +373,9 @@ func (t *Table) checkKey(op string, key []byte) error {
 // opError turns a failed syscall into the error of operation op on key.
 func (t *Table) opError(op string, key []byte, err error) error {
 	if errors.Is(err, unix.ENOENT) || (isArray(t.mapType) && errors.Is(err, unix.E2BIG)) {
+		if key == nil { // a pointer API: the key's bytes are not at hand
+			return errorf("%s %s: %w", op, t.name, ErrKeyNotExist)
+		}
 		return errorf("%s %s: key %x: %w", op, t.name, key, ErrKeyNotExist)
 	}
 	if key == nil {
