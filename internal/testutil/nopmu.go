@@ -83,16 +83,27 @@ func KillWithoutPMU(t testing.TB, cmd *exec.Cmd) {
 	cmd.Wait()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, k := range kids {
-		for time.Now().Before(deadline) {
-			st, err := os.ReadFile("/proc/" + k + "/stat")
-			if err != nil {
-				break // reaped
-			}
-			// "pid (comm) S ...": Z once exit released its files.
-			if i := strings.LastIndexByte(string(st), ')'); i > 0 && len(st) > i+2 && st[i+2] == 'Z' {
-				break
-			}
+		for time.Now().Before(deadline) && !exited(k) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	// The last thread's exit closes the files; releasing a probe's perf
+	// event (uprobe_unregister waits for RCU) may take a moment more.
+	time.Sleep(200 * time.Millisecond)
+}
+
+// exited reports whether process pid is reaped, or a zombie whose other
+// threads have all exited (the files they shared are closed).
+func exited(pid string) bool {
+	st, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return true // reaped
+	}
+	// "pid (comm) S ...": Z once the leader exited.
+	i := strings.LastIndexByte(string(st), ')')
+	if i < 0 || len(st) <= i+2 || st[i+2] != 'Z' {
+		return false
+	}
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	return err != nil || len(tasks) <= 1
 }
