@@ -476,7 +476,7 @@ func (m *Module) attachUSDT(u *USDTContext) error {
 		// want a file offset.
 		path, off, err := resolveSymbolPath(up.bin, "", up.addr, up.pid)
 		if err != nil {
-			return fmt.Errorf("bcc: %s: %w", what, err)
+			return errorf("%s: %w", what, err)
 		}
 		if err := m.begin(what); err != nil {
 			return err
