@@ -392,7 +392,7 @@ func (m *Module) LoadXDP(name string) (int, error) {
 type LoadError struct {
 	Name string // the function
 	Err  error  // the errno of bpf(BPF_PROG_LOAD)
-	Log  string // the verifier log (and anything else libbcc printed)
+	Log  string // the verifier log
 }
 
 func (e *LoadError) Error() string {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -124,12 +123,6 @@ func pmuProbe(pmu string, ret bool, target string, offset uint64, pid int) (int,
 		config = 1 << bit
 	}
 	return perfEventOpen(uint32(typ), config, target, offset, pid)
-}
-
-var safeEventRegexp = regexp.MustCompile("[^a-zA-Z0-9]")
-
-func safeEventName(event string) string {
-	return safeEventRegexp.ReplaceAllString(event, "_")
 }
 
 // addProbeEvent writes a kprobe_events/uprobe_events line and returns the
