@@ -107,12 +107,20 @@ func Root(file string) string {
 	return ""
 }
 
-var cleaned sync.Map // root/file -> *sync.Once
+var cleaned sync.Map // file identity -> *sync.Once
 
 // CleanStaleOnce runs CleanStale(root, file) the first time it is called
-// for root and file in this process.
+// for that file in this process (however tracefs is reached: the debugfs
+// path and /sys/kernel/tracing are one file), before any registration of
+// the process, so that it never removes an entry of its own process
+// between its registration and its opening.
 func CleanStaleOnce(root, file string) {
-	o, _ := cleaned.LoadOrStore(filepath.Join(root, file), new(sync.Once))
+	key := filepath.Join(root, file)
+	var st unix.Stat_t
+	if unix.Stat(key, &st) == nil {
+		key = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+	}
+	o, _ := cleaned.LoadOrStore(key, new(sync.Once))
 	o.(*sync.Once).Do(func() { CleanStale(root, file) })
 }
 
