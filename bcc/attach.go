@@ -181,7 +181,9 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 			C.free(unsafe.Pointer(cev))
 		}
 		cev = C.CString(m.nextEventName("kprobe_events", kind, fnName))
+		release := probeevent.Hold(probeevent.Root("kprobe_events"), "kprobe_events")
 		res, err = C.bpf_attach_kprobe(C.int(fd), uint32(attachType), cev, cfn, 0, C.int(maxActive))
+		release()
 		if res >= 0 || !probeevent.Retry(err) {
 			break
 		}
@@ -457,7 +459,9 @@ func (m *Module) attachUprobeLocked(kind byte, attachType int, what, evPrefix, p
 			C.free(unsafe.Pointer(cev))
 		}
 		cev = C.CString(m.nextEventName("uprobe_events", kind, fmt.Sprintf("%s%s_%x", evPrefix, filepath.Base(path), off)))
+		release := probeevent.Hold(probeevent.Root("uprobe_events"), "uprobe_events")
 		res, err = C.bpf_attach_uprobe(C.int(fd), uint32(attachType), cev, cpath, C.uint64_t(off), C.pid_t(pid), 0)
+		release()
 		if res >= 0 || !probeevent.Retry(err) {
 			break
 		}

@@ -222,6 +222,7 @@ func (b *Module) EnableKprobe(secName string, maxactive int) error {
 	}
 	event := probeevent.Name(typ[:1], fn, probeevent.MaxNameLen) // unique across restarts; removes stale entries first
 	probeevent.CleanStaleOnce(root, "kprobe_events")
+	defer probeevent.Hold(root, "kprobe_events")() // until the entry is opened
 	id, err := addProbeEvent(root, "kprobe_events", fmt.Sprintf("%s:%s %s", typ, event, fn), "kprobes", event)
 	if err != nil && isRet && maxactive > 0 {
 		// Older kernels reject maxactive: retry without it.
@@ -380,6 +381,7 @@ func AttachUprobePid(uprobe *Uprobe, pid int, path string, offset uint64) error 
 	}
 	event := probeevent.Name(typ, fmt.Sprintf("%s_%x", filepath.Base(abs), offset), probeevent.MaxNameLen) // unique across restarts
 	probeevent.CleanStaleOnce(root, "uprobe_events")
+	defer probeevent.Hold(root, "uprobe_events")() // until the entry is opened
 	id, err := addProbeEvent(root, "uprobe_events", fmt.Sprintf("%s:%s %s:%#x", typ, event, abs, offset), "uprobes", event)
 	if err != nil {
 		return fmt.Errorf("elf: attaching uprobe %q: %w", uprobe.Name, errors.Join(pmuErr, err))

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -128,6 +129,11 @@ func CleanStaleOnce(root, file string) {
 // entry whose event name starts with Prefix and that no perf event uses,
 // and returns the names it removed.
 func CleanStale(root, file string) []string {
+	unlock := lock(root, file, unix.LOCK_EX)
+	if unlock == nil {
+		return nil // registrations in progress for too long: next time
+	}
+	defer unlock()
 	var removed []string
 	for _, ev := range List(root, file) {
 		if Remove(root, file, ev) == nil {
@@ -173,6 +179,43 @@ func Remove(root, file, ev string) error {
 		return fmt.Errorf("removing %s from %s: %w", ev, file, err)
 	}
 	return nil
+}
+
+// Hold takes the shared registration lock of root/file (an flock on the
+// events file itself, which every process and container using that tracefs
+// shares) and returns its release: a process holds it from writing its
+// entry until it has opened it, and CleanStale takes it exclusively, so it
+// never removes an entry between its registration and its opening. When
+// the lock cannot be had within 2 s, Hold goes on without it (see Retry).
+func Hold(root, file string) (release func()) {
+	if unlock := lock(root, file, unix.LOCK_SH); unlock != nil {
+		return unlock
+	}
+	return func() {}
+}
+
+// lock flocks root/file with how (LOCK_SH or LOCK_EX), trying for up to
+// 2 s, and returns the unlock function, or nil.
+func lock(root, file string, how int) func() {
+	if root == "" {
+		return nil
+	}
+	f, err := os.Open(filepath.Join(root, file))
+	if err != nil {
+		return nil
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() } // closing releases the lock
+		}
+		if err != unix.EWOULDBLOCK || time.Now().After(deadline) {
+			f.Close()
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Retry reports whether a registration that failed with err should be

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestName(t *testing.T) {
@@ -58,5 +59,53 @@ func TestListRemove(t *testing.T) {
 	b, _ := os.ReadFile(file)
 	if !strings.HasSuffix(string(b), "-:"+want[0]+"\n") {
 		t.Errorf("Remove wrote %q", b)
+	}
+}
+
+// TestHoldDefersCleanStale registers an entry no perf event uses while
+// holding the registration lock: CleanStale waits for the release, then
+// removes it.
+func TestHoldDefersCleanStale(t *testing.T) {
+	root := Root("uprobe_events")
+	if root == "" || os.Geteuid() != 0 {
+		t.Skip("needs root and tracefs's uprobe_events")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := "uprobes/" + Name("p", "holdtest", MaxNameLen)
+	release := Hold(root, "uprobe_events")
+	f, err := os.OpenFile(filepath.Join(root, "uprobe_events"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString("p:" + ev + " " + exe + ":0x0\n")
+	f.Close()
+	if err != nil {
+		release()
+		t.Fatal(err)
+	}
+	defer Remove(root, "uprobe_events", ev)
+	done := make(chan []string, 1)
+	go func() { done <- CleanStale(root, "uprobe_events") }()
+	select {
+	case r := <-done:
+		t.Errorf("CleanStale ran while a registration held the lock (removed %q)", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	removed := <-done
+	found := false
+	for _, r := range removed {
+		found = found || r == ev
+	}
+	if !found {
+		t.Errorf("CleanStale after the release removed %q, not %s", removed, ev)
+	}
+	for _, l := range List(root, "uprobe_events") {
+		if l == ev {
+			t.Errorf("%s still listed", ev)
+		}
 	}
 }
