@@ -11,17 +11,17 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/iovisor/gobpf/internal/netlink"
+	"github.com/iovisor/gobpf/internal/probeevent"
 	"github.com/iovisor/gobpf/pkg/cpuonline"
 	"github.com/iovisor/gobpf/pkg/ksym"
 )
@@ -77,33 +77,51 @@ const (
 // begin locks m and returns the libbcc module, or an error wrapping
 // ErrClosed naming what was attempted. On success the caller must unlock.
 func (m *Module) begin(what string) error {
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
 	m.mu.Lock()
 	if _, err := m.ptr(); err != nil {
 		m.mu.Unlock()
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	return nil
 }
 
-// eventSeq numbers the probe events of this process: a per-module counter
-// would give two modules probing the same function the same event name.
-var eventSeq atomic.Uint64
-
-// nextEventName returns a probe event name unique in this process: bcc adds
-// "_bcc_<pid>" too, but two modules of one process must not collide either
-// (libbcc registers an event in kprobe_events or uprobe_events whenever it
-// cannot use the perf_kprobe/perf_uprobe PMU, e.g. for a kretprobe with
-// maxActive, and a second registration of a name fails with EEXIST).
-// Kernel event names are limited to 64 characters.
-func (m *Module) nextEventName(kind byte, target string) string {
-	t := probeNameRe.ReplaceAllString(target, "_")
-	if len(t) > 24 {
-		t = t[len(t)-24:]
+// checkFd returns an error wrapping EINVAL when fd cannot be a file
+// descriptor (negative, or beyond a C int, which would be truncated into
+// another descriptor's number).
+func checkFd(what string, fd int) error {
+	if fd < 0 || fd > math.MaxInt32 {
+		return errorf("%s: invalid file descriptor %d: %w", what, fd, unix.EINVAL)
 	}
-	return fmt.Sprintf("%c_%s_%d_%d", kind, t, os.Getpid(), eventSeq.Add(1))
+	return nil
 }
 
-var probeNameRe = regexp.MustCompile(`[^a-zA-Z0-9_]`)
+// checkPid returns an error wrapping EINVAL when pid is neither -1 (every
+// process) nor a process id.
+func checkPid(what string, pid int) error {
+	if pid < -1 || pid > math.MaxInt32 {
+		return errorf("%s: invalid pid %d: %w", what, pid, unix.EINVAL)
+	}
+	return nil
+}
+
+// nextEventName returns a new probe event name: "gobpf_<nonce>_<kind>_
+// <target>_<n>", unique in the process and, by its random nonce, among
+// processes, whatever their pids (a restarted container's program is pid 1
+// again). libbcc registers it in kprobe_events or uprobe_events whenever it
+// cannot use the perf_kprobe/perf_uprobe PMU (and always for a kretprobe
+// with maxActive), appending "_bcc_<pid>"; kernel event names are limited
+// to 64 characters. Before the first such name is used in a process,
+// entries this library left behind in dead processes are removed.
+// file is "kprobe_events" or "uprobe_events".
+func (m *Module) nextEventName(file string, kind byte, target string) string {
+	if root := probeevent.Root(file); root != "" {
+		probeevent.CleanStaleOnce(root, file)
+	}
+	return probeevent.Name(string(kind), target, probeevent.MaxNameLen-len("_bcc_")-7)
+}
 
 // errnoOf returns the errno of a failed cgo call, or fallback.
 func errnoOf(err error, fallback unix.Errno) unix.Errno {
@@ -114,13 +132,11 @@ func errnoOf(err error, fallback unix.Errno) unix.Errno {
 	return fallback
 }
 
-// attachFailure builds the error of a failed libbcc attach call, adding
-// what libbcc printed to stderr.
-func attachFailure(what string, errno unix.Errno, printed string) error {
+// attachFailure builds the error of a failed libbcc attach call from its
+// errno. (fd 2 is not captured around attach calls: what libbcc prints
+// reaches stderr.)
+func attachFailure(what string, errno unix.Errno) error {
 	msg := fmt.Sprintf("bcc: %s: %v", what, errno)
-	if p := strings.TrimSpace(printed); p != "" {
-		msg += " (" + strings.ReplaceAll(p, "\n", "; ") + ")"
-	}
 	switch errno {
 	case unix.ENOENT, unix.ENODEV, unix.ENXIO:
 		return fmt.Errorf("%s: %w", msg, ErrNotFound)
@@ -135,37 +151,56 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 	if attachType == BPF_PROBE_RETURN {
 		what = "attach kretprobe to " + fnName
 	}
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
 	if fnName == "" {
-		return fmt.Errorf("bcc: %s: empty function name", what)
+		return errorf("%s: empty function name", what)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return err
+	}
+	if maxActive > math.MaxInt32 || maxActive < math.MinInt32 {
+		return errorf("%s: maxActive %d out of range: %w", what, maxActive, unix.EINVAL)
 	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if !SupportsKprobes() {
-		return fmt.Errorf("bcc: %s: kernel lacks kprobes (CONFIG_KPROBES is not set): %w", what, ErrNotSupported)
+		return errorf("%s: kernel lacks kprobes (CONFIG_KPROBES is not set): %w", what, ErrNotSupported)
 	}
-	ev := m.nextEventName(kind, fnName)
-	cev := C.CString(ev)
 	cfn := C.CString(fnName)
 	defer C.free(unsafe.Pointer(cfn))
 	var res C.int
 	var err error
-	printed := captureStderr(func() {
+	var cev *C.char
+	for try := 0; try < 2; try++ {
+		// A second try: another process's cleanup may have removed
+		// the event between its registration and its opening.
+		if cev != nil {
+			C.free(unsafe.Pointer(cev))
+		}
+		cev = C.CString(m.nextEventName("kprobe_events", kind, fnName))
+		release := probeevent.Hold(probeevent.Root("kprobe_events"), "kprobe_events")
 		res, err = C.bpf_attach_kprobe(C.int(fd), uint32(attachType), cev, cfn, 0, C.int(maxActive))
-	})
+		release()
+		if res >= 0 || !probeevent.Retry(err) {
+			break
+		}
+	}
 	if res < 0 {
 		C.free(unsafe.Pointer(cev))
 		en := errnoOf(err, unix.EINVAL)
 		if en == unix.EINVAL && !kernelHasSymbol(fnName) {
 			en = unix.ENOENT
 		}
-		return attachFailure(what, en, printed)
+		return attachFailure(what, en)
 	}
 	pfd := res
 	m.detach = append(m.detach, func() error {
 		C.bpf_close_perf_event_fd(pfd)
-		captureStderr(func() { C.bpf_detach_kprobe(cev) })
+		C.bpf_detach_kprobe(cev)
 		C.free(unsafe.Pointer(cev))
 		return nil
 	})
@@ -218,27 +253,31 @@ func tracepointExists(category, name string) bool {
 // name, given as "category:name" (e.g. "syscalls:sys_enter_getppid").
 func (m *Module) AttachTracepoint(name string, fd int) error {
 	what := "attach tracepoint " + name
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return err
+	}
 	category, event, ok := strings.Cut(name, ":")
 	if !ok || category == "" || event == "" || strings.ContainsAny(name, "/ ") || strings.Contains(event, ":") {
-		return fmt.Errorf("bcc: %s: want \"category:name\"", what)
+		return errorf("%s: want \"category:name\"", what)
 	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if !tracepointExists(category, event) {
-		return fmt.Errorf("bcc: %s: no such tracepoint: %w", what, ErrNotFound)
+		return errorf("%s: no such tracepoint: %w", what, ErrNotFound)
 	}
 	cc, ce := C.CString(category), C.CString(event)
 	defer C.free(unsafe.Pointer(cc))
 	defer C.free(unsafe.Pointer(ce))
 	var res C.int
 	var err error
-	printed := captureStderr(func() {
-		res, err = C.bpf_attach_tracepoint(C.int(fd), cc, ce)
-	})
+	res, err = C.bpf_attach_tracepoint(C.int(fd), cc, ce)
 	if res < 0 {
-		return attachFailure(what, errnoOf(err, unix.EINVAL), printed)
+		return attachFailure(what, errnoOf(err, unix.EINVAL))
 	}
 	pfd := res
 	m.detach = append(m.detach, func() error {
@@ -252,8 +291,14 @@ func (m *Module) AttachTracepoint(name string, fd int) error {
 // tracepoint name (no category, e.g. "sys_enter").
 func (m *Module) AttachRawTracepoint(name string, fd int) error {
 	what := "attach raw tracepoint " + name
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return err
+	}
 	if name == "" {
-		return fmt.Errorf("bcc: %s: empty name", what)
+		return errorf("%s: empty name", what)
 	}
 	if err := m.begin(what); err != nil {
 		return err
@@ -263,11 +308,9 @@ func (m *Module) AttachRawTracepoint(name string, fd int) error {
 	defer C.free(unsafe.Pointer(cn))
 	var res C.int
 	var err error
-	printed := captureStderr(func() {
-		res, err = C.bpf_attach_raw_tracepoint(C.int(fd), cn)
-	})
+	res, err = C.bpf_attach_raw_tracepoint(C.int(fd), cn)
 	if res < 0 {
-		return attachFailure(what, errnoOf(err, unix.EINVAL), printed)
+		return attachFailure(what, errnoOf(err, unix.EINVAL))
 	}
 	afd := int(res)
 	m.detach = append(m.detach, func() error { return unix.Close(afd) })
@@ -281,8 +324,23 @@ func (m *Module) AttachRawTracepoint(name string, fd int) error {
 // program fd to it.
 func (m *Module) AttachPerfEvent(evType, evConfig int, samplePeriod int, sampleFreq int, pid, cpu, groupFd, fd int) error {
 	what := fmt.Sprintf("attach perf event %d:%d", evType, evConfig)
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return err
+	}
+	if err := checkPid(what, pid); err != nil {
+		return err
+	}
+	if evType < 0 || evType > math.MaxUint32 || evConfig < 0 || evConfig > math.MaxUint32 {
+		return errorf("%s: event type or config out of range: %w", what, unix.EINVAL)
+	}
+	if cpu < -1 || cpu > math.MaxInt32 || groupFd < -1 || groupFd > math.MaxInt32 {
+		return errorf("%s: invalid cpu %d or group fd %d: %w", what, cpu, groupFd, unix.EINVAL)
+	}
 	if samplePeriod < 0 || sampleFreq < 0 || samplePeriod == 0 && sampleFreq == 0 {
-		return fmt.Errorf("bcc: %s: need a positive samplePeriod or sampleFreq", what)
+		return errorf("%s: need a positive samplePeriod or sampleFreq", what)
 	}
 	var cpus []int
 	if cpu >= 0 {
@@ -290,7 +348,7 @@ func (m *Module) AttachPerfEvent(evType, evConfig int, samplePeriod int, sampleF
 	} else {
 		online, err := cpuonline.Get()
 		if err != nil {
-			return fmt.Errorf("bcc: %s: online CPUs: %w", what, err)
+			return errorf("%s: online CPUs: %w", what, err)
 		}
 		for _, c := range online {
 			cpus = append(cpus, int(c))
@@ -304,15 +362,13 @@ func (m *Module) AttachPerfEvent(evType, evConfig int, samplePeriod int, sampleF
 	for _, c := range cpus {
 		var res C.int
 		var err error
-		printed := captureStderr(func() {
-			res, err = C.bpf_attach_perf_event(C.int(fd), C.uint32_t(evType), C.uint32_t(evConfig),
-				C.uint64_t(samplePeriod), C.uint64_t(sampleFreq), C.pid_t(pid), C.int(c), C.int(groupFd))
-		})
+		res, err = C.bpf_attach_perf_event(C.int(fd), C.uint32_t(evType), C.uint32_t(evConfig),
+			C.uint64_t(samplePeriod), C.uint64_t(sampleFreq), C.pid_t(pid), C.int(c), C.int(groupFd))
 		if res < 0 {
 			for _, f := range fds {
 				C.bpf_close_perf_event_fd(f)
 			}
-			return attachFailure(fmt.Sprintf("%s on cpu %d", what, c), errnoOf(err, unix.EINVAL), printed)
+			return attachFailure(fmt.Sprintf("%s on cpu %d", what, c), errnoOf(err, unix.EINVAL))
 		}
 		fds = append(fds, res)
 	}
@@ -360,13 +416,25 @@ func (m *Module) attachUprobe(attachType int, name, symbol string, fd, pid int) 
 		kind = 'r'
 		what = fmt.Sprintf("attach uretprobe to %s in %s", symbol, name)
 	}
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return err
+	}
+	if err := checkPid(what, pid); err != nil {
+		return err
+	}
+	if err := processGone(pid); err != nil {
+		return errorf("%s: %w", what, err)
+	}
 	path, err := uprobeTarget(name, pid)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	path, off, err := ResolveSymbolAddress(path, symbol, pid)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	if impl, ok := ifuncImplOffset(path, symbol); ok {
 		off = impl
@@ -381,23 +449,32 @@ func (m *Module) attachUprobe(attachType int, name, symbol string, fd, pid int) 
 // attachUprobeLocked places a uprobe at file offset off of path; evPrefix
 // starts the target part of its event name. m.mu is held.
 func (m *Module) attachUprobeLocked(kind byte, attachType int, what, evPrefix, path string, off uint64, fd, pid int) error {
-	ev := m.nextEventName(kind, fmt.Sprintf("%s%s_%x", evPrefix, filepath.Base(path), off))
-	cev := C.CString(ev)
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var res C.int
 	var err error
-	printed := captureStderr(func() {
+	var cev *C.char
+	for try := 0; try < 2; try++ {
+		// A second try: see attachProbe.
+		if cev != nil {
+			C.free(unsafe.Pointer(cev))
+		}
+		cev = C.CString(m.nextEventName("uprobe_events", kind, fmt.Sprintf("%s%s_%x", evPrefix, filepath.Base(path), off)))
+		release := probeevent.Hold(probeevent.Root("uprobe_events"), "uprobe_events")
 		res, err = C.bpf_attach_uprobe(C.int(fd), uint32(attachType), cev, cpath, C.uint64_t(off), C.pid_t(pid), 0)
-	})
+		release()
+		if res >= 0 || !probeevent.Retry(err) {
+			break
+		}
+	}
 	if res < 0 {
 		C.free(unsafe.Pointer(cev))
-		return attachFailure(what, errnoOf(err, unix.EINVAL), printed)
+		return attachFailure(what, errnoOf(err, unix.EINVAL))
 	}
 	pfd := res
 	m.detach = append(m.detach, func() error {
 		C.bpf_close_perf_event_fd(pfd)
-		captureStderr(func() { C.bpf_detach_uprobe(cev) })
+		C.bpf_detach_uprobe(cev)
 		C.free(unsafe.Pointer(cev))
 		return nil
 	})
@@ -419,19 +496,38 @@ func (m *Module) AttachUretprobe(name, symbol string, fd, pid int) error {
 }
 
 func (m *Module) attachMatching(attachType int, name, match string, fd, pid int) error {
+	_, err := m.attachMatchingList(attachType, name, match, fd, pid)
+	return err
+}
+
+// attachMatchingList is attachMatching returning the names of the
+// functions attached (one per address: of aliases, the first listed).
+func (m *Module) attachMatchingList(attachType int, name, match string, fd, pid int) ([]string, error) {
 	kind := byte('p')
 	what := fmt.Sprintf("attach uprobes to /%s/ in %s", match, name)
 	if attachType == BPF_PROBE_RETURN {
 		kind = 'r'
 		what = fmt.Sprintf("attach uretprobes to /%s/ in %s", match, name)
 	}
+	if m == nil {
+		return nil, errorf("%s: %w", what, ErrClosed)
+	}
+	if err := checkFd(what, fd); err != nil {
+		return nil, err
+	}
+	if err := checkPid(what, pid); err != nil {
+		return nil, err
+	}
+	if err := processGone(pid); err != nil {
+		return nil, errorf("%s: %w", what, err)
+	}
 	path, err := uprobeTarget(name, pid)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return nil, errorf("%s: %w", what, err)
 	}
 	syms, err := matchUserSymbols(path, match)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return nil, errorf("%s: %w", what, err)
 	}
 	type target struct {
 		sym, path string
@@ -442,7 +538,7 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 	for _, s := range syms {
 		p, off, err := ResolveSymbolAddress(path, s.name, pid)
 		if err != nil {
-			return fmt.Errorf("bcc: %s: %w", what, err)
+			return nil, errorf("%s: %w", what, err)
 		}
 		if impl, ok := ifuncImplOffset(p, s.name); ok {
 			off = impl
@@ -454,10 +550,10 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 		targets = append(targets, target{s.name, p, off})
 	}
 	if len(targets) == 0 {
-		return fmt.Errorf("bcc: %s: no function matches: %w", what, ErrNotFound)
+		return nil, errorf("%s: no function matches: %w", what, ErrNotFound)
 	}
 	if err := m.begin(what); err != nil {
-		return err
+		return nil, err
 	}
 	defer m.mu.Unlock()
 	n := len(m.detach)
@@ -467,10 +563,14 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 				m.detach[i]()
 			}
 			m.detach = m.detach[:n]
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.sym
+	}
+	return names, nil
 }
 
 // AttachMatchingUprobes attaches the uprobe program fd to every function of
@@ -490,21 +590,27 @@ func (m *Module) attachXDP(devName string, fd int, flags uint32) error {
 	if fd < 0 {
 		what = "remove XDP from " + devName
 	}
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
+	if fd > math.MaxInt32 {
+		return errorf("%s: invalid file descriptor %d: %w", what, fd, unix.EINVAL)
+	}
 	if devName == "" {
-		return fmt.Errorf("bcc: %s: empty device name", what)
+		return errorf("%s: empty device name", what)
 	}
 	if flags&^XDP_FLAGS_MASK != 0 {
-		return fmt.Errorf("bcc: %s: unknown flags %#x", what, flags&^XDP_FLAGS_MASK)
+		return errorf("%s: unknown flags %#x", what, flags&^XDP_FLAGS_MASK)
 	}
 	if _, err := net.InterfaceByName(devName); err != nil {
-		return fmt.Errorf("bcc: %s: no such device: %w", what, ErrNotFound)
+		return errorf("%s: no such device: %w", what, ErrNotFound)
 	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if err := xdpSet(devName, fd, flags); err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	if fd < 0 {
 		delete(m.xdp, devName)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -368,15 +369,25 @@ func TestCore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := m.AttachMatchingUprobes(bin, `^gobpf_(add|mul)$`, fd, -1); err != nil {
+		funcs, err := m.AttachMatchingUprobesFuncs(bin, `^gobpf_(add|mul)$`, fd, -1)
+		if err != nil {
 			t.Fatal(err)
+		}
+		sort.Strings(funcs)
+		if strings.Join(funcs, ",") != "gobpf_add,gobpf_mul" {
+			t.Errorf("AttachMatchingUprobesFuncs attached %q, want gobpf_add and gobpf_mul", funcs)
 		}
 		rfd, err := m.LoadUprobe("on_match_ret")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := m.AttachMatchingUretprobes(bin, `^gobpf_(mul|other)$`, rfd, -1); err != nil {
+		rfuncs, err := m.AttachMatchingUretprobesFuncs(bin, `^gobpf_(mul|other)$`, rfd, -1)
+		if err != nil {
 			t.Fatal(err)
+		}
+		sort.Strings(rfuncs)
+		if strings.Join(rfuncs, ",") != "gobpf_mul,gobpf_other" {
+			t.Errorf("AttachMatchingUretprobesFuncs attached %q, want gobpf_mul and gobpf_other", rfuncs)
 		}
 		if err := m.AttachMatchingUprobes(bin, `^no_such_function_\d+$`, fd, -1); !errors.Is(err, ErrNotFound) {
 			t.Errorf("matching nothing: err = %v, want ErrNotFound", err)

@@ -34,11 +34,11 @@ type funcKey struct {
 func (m *Module) AttachCgroup(cgroupPath string, fd int, attachType AttachType, flags uint32) error {
 	what := fmt.Sprintf("attach %v program to cgroup %s", attachType, cgroupPath)
 	if flags&^(BPF_F_ALLOW_OVERRIDE|BPF_F_ALLOW_MULTI) != 0 {
-		return fmt.Errorf("bcc: %s: unknown flags %#x", what, flags)
+		return errorf("%s: unknown flags %#x", what, flags)
 	}
 	cg, err := openCgroup(cgroupPath)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	if err := m.begin(what); err != nil {
 		unix.Close(cg)
@@ -71,7 +71,7 @@ func (m *Module) AttachFunc(fd, attachableFd int, attachType AttachType, flags u
 	defer m.mu.Unlock()
 	target, err := dupFd(attachableFd)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	return m.progAttach(what, funcKey{fd, attachableFd, attachType}, target, fd, attachType, flags)
 }
@@ -94,15 +94,15 @@ func (m *Module) progAttach(what string, key any, target, prog int, typ AttachTy
 	progDup, err := dupFd(prog)
 	if err != nil {
 		unix.Close(target)
-		return fmt.Errorf("bcc: %s: program fd: %w", what, err)
+		return errorf("%s: program fd: %w", what, err)
 	}
 	if err := bpfsys.ProgAttach(target, progDup, bpfsys.AttachType(typ), flags); err != nil {
 		unix.Close(target)
 		unix.Close(progDup)
 		if errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("bcc: %s: %w (is it attached there already, or loaded for another attach type?)", what, err)
+			return errorf("%s: %w (is it attached there already, or loaded for another attach type?)", what, err)
 		}
-		return fmt.Errorf("bcc: %s: %w", what, netErr(err))
+		return errorf("%s: %w", what, netErr(err))
 	}
 	m.addNet(key, func() error {
 		err := bpfsys.ProgDetach(target, progDup, bpfsys.AttachType(typ))

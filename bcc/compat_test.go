@@ -104,6 +104,40 @@ func _() {
 	_ = bcc.NewTable(m.TableId("events"), m)
 }
 
+// The plain-import usage of gobpf's integration test (bpf_test.go, build
+// tag integration), which compiles unchanged against this package (checked
+// by building it in a module replacing github.com/iovisor/gobpf with this
+// tree): tables filled from strings and from host-order bytes, iterated,
+// and used through pointers.
+func _() {
+	m := bcc.NewModule("BPF_HASH(t, int, int, 10);", []string{})
+	defer m.Close()
+	_, _ = m.LoadKprobe("f")
+	table := bcc.NewTable(m.TableId("t"), m)
+	key, _ := table.KeyStrToBytes("1")
+	leaf, _ := table.LeafStrToBytes("11")
+	_ = table.Set(key, leaf)
+	key, leaf = make([]byte, 4), make([]byte, 4)
+	bcc.GetHostByteOrder().PutUint32(key, 2)
+	bcc.GetHostByteOrder().PutUint32(leaf, 22)
+	_ = table.Set(key, leaf)
+	iter := table.Iter()
+	for iter.Next() {
+		k, l := iter.Key(), iter.Leaf()
+		_, _ = table.KeyBytesToStr(k)
+		_, _ = table.LeafBytesToStr(l)
+	}
+	_ = iter.Err()
+	for it := table.Iter(); it.Next(); {
+	}
+	var k, v uint32
+	_ = table.SetP(unsafe.Pointer(&k), unsafe.Pointer(&v))
+	p, _ := table.GetP(unsafe.Pointer(&k))
+	_ = (*uint32)(p)
+	_ = table.DeleteP(unsafe.Pointer(&k))
+	_ = table.DeleteAll()
+}
+
 // Constants: upstream's types, and values where they are part of the API.
 var (
 	_ int = bcc.BPF_PROBE_ENTRY

@@ -8,4 +8,20 @@
 //
 // The API follows github.com/iovisor/gobpf's bcc package; everything a
 // module opens is released by Module.Close.
+//
+// Errors start with "bcc: " once and wrap the sentinels ErrClosed,
+// ErrNotFound, ErrNotSupported and ErrKeyNotExist (errors.Is). A nil
+// *Module (what NewModule returns on failure) behaves as a closed one.
+//
+// While libbcc compiles, fd 2 points at a pipe that collects clang's
+// diagnostics for CompileError; whatever reaches fd 2 meanwhile is copied
+// to the original stderr as well, and the runtime's crash output is set to
+// the original stderr for that window (debug.SetCrashOutput; reset to none
+// afterwards, replacing a crash output the program set). Nothing else
+// redirects fd 2.
+//
+// Where the kprobe or uprobe PMU cannot be used, probes are entries of
+// tracefs's kprobe_events/uprobe_events named "gobpf_<random nonce>_..."
+// (libbcc appends "_bcc_<pid>"); the first probe a process registers
+// removes the entries of processes that died without removing theirs.
 package bcc

@@ -1,7 +1,5 @@
 package bcc
 
-import "fmt"
-
 // LoadOptions are the optional parts of a program load (LoadWithOptions).
 // The zero value loads like Load(name, progType, 0, 0).
 type LoadOptions struct {
@@ -39,11 +37,11 @@ func (m *Module) LoadWithOptions(name string, progType int, opts LoadOptions) (i
 	at := -1
 	if opts.WithAttachType {
 		if opts.AttachType < 0 || opts.AttachType > 1<<16 {
-			return -1, fmt.Errorf("bcc: load %q: invalid %v", name, opts.AttachType)
+			return -1, errorf("load %q: invalid %v", name, opts.AttachType)
 		}
 		at = int(opts.AttachType)
 	} else if what, ok := needsAttachType[progType]; ok {
-		return -1, fmt.Errorf("bcc: load %q: %s programs need an expected attach type (LoadOptions.WithAttachType)", name, what)
+		return -1, errorf("load %q: %s programs need an expected attach type (LoadOptions.WithAttachType)", name, what)
 	}
 	return m.load(name, progType, at, opts.LogLevel, opts.LogSize)
 }

@@ -9,11 +9,14 @@ package bcc
 import "C"
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"unsafe"
@@ -30,6 +33,11 @@ type Module struct {
 	detach []func() error // undo each attachment, in attach order
 	owned  []io.Closer    // readers (perf maps, ring buffers) closed with the module
 	ending bool           // Close began: own refuses new readers
+
+	missing []string // unknown table names asked of TableId, see missingName
+
+	debug    uint      // DEBUG_* flags
+	debugOut io.Writer // where the verifier logs of DEBUG_BPF go besides stderr
 
 	xdp map[string]uint64 // device -> token of the attachment Close must undo
 	seq uint64            // XDP attachment tokens
@@ -104,13 +112,19 @@ func (m *Module) disown(c io.Closer) {
 var stderrMu sync.Mutex
 
 // captureStderr runs f with file descriptor 2 redirected into a pipe and
-// returns what was written there: libbcc prints clang's diagnostics, the
-// verifier log and attach failures to stderr rather than returning them.
-// A goroutine drains the pipe while f runs so that a large output cannot
-// block the writer. Anything else the process writes to fd 2 meanwhile is
-// captured too. A child process that inherited the redirected fd 2 cannot
-// hold the capture open: once f returns, what is in the pipe is taken and
-// the rest ignored.
+// returns what was written there: libbcc prints clang's diagnostics to
+// stderr rather than returning them. fd 2 is process-wide, so whatever
+// else the process writes meanwhile (other goroutines' log lines, a child's
+// output) goes through the pipe too: a goroutine drains the pipe while f
+// runs, keeping a copy and passing everything on to the original stderr,
+// so nothing is hidden. A fatal error (an unhandled panic in any
+// goroutine) would kill the process before the pipe is drained: during
+// the window the runtime's crash output is set to the original stderr
+// with debug.SetCrashOutput, and reset to none afterwards (a crash output
+// the program set itself is therefore dropped by the first compile).
+// A child process that inherited the redirected fd 2 cannot hold the
+// capture open: once f returns, what is in the pipe is taken and the rest
+// ignored.
 func captureStderr(f func()) string {
 	stderrMu.Lock()
 	defer stderrMu.Unlock()
@@ -131,7 +145,11 @@ func captureStderr(f func()) string {
 	saved, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
 	if err == nil {
 		if _, err = unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK); err == nil {
+			setCrashOutput(saved)
 			err = unix.Dup3(p[1], 2, 0)
+			if err != nil {
+				debug.SetCrashOutput(nil, debug.CrashOptions{})
+			}
 		}
 		if err != nil {
 			unix.Close(saved)
@@ -151,6 +169,7 @@ func captureStderr(f func()) string {
 			n, err := unix.Read(p[0], buf)
 			if n > 0 {
 				out = append(out, buf[:n]...)
+				writeAll(saved, buf[:n])
 				continue
 			}
 			if err == unix.EINTR {
@@ -169,10 +188,41 @@ func captureStderr(f func()) string {
 	}()
 	f()
 	unix.Dup3(saved, 2, 0) // drops the pipe's last write end in this process
-	unix.Close(saved)
 	one := [8]byte{1}
 	unix.Write(wake, one[:])
-	return string(<-done)
+	out := <-done
+	debug.SetCrashOutput(nil, debug.CrashOptions{})
+	unix.Close(saved)
+	return string(out)
+}
+
+// setCrashOutput makes the runtime print fatal errors to fd too.
+func setCrashOutput(fd int) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(dup), "stderr")
+	debug.SetCrashOutput(f, debug.CrashOptions{}) // duplicates the fd
+	f.Close()
+}
+
+// writeAll writes b to fd, waiting while fd is non-blocking and full.
+func writeAll(fd int, b []byte) {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if n > 0 {
+			b = b[n:]
+			continue
+		}
+		switch err {
+		case unix.EINTR:
+		case unix.EAGAIN:
+			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, 1000)
+		default:
+			return
+		}
+	}
 }
 
 // NewModule compiles code with libbcc. It returns nil on failure, as
@@ -181,7 +231,8 @@ func captureStderr(f func()) string {
 func NewModule(code string, cflags []string) *Module {
 	m, err := NewModuleWithError(code, cflags)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		// clang's diagnostics reached stderr as it printed them.
+		fmt.Fprintln(os.Stderr, "bcc: failed to compile module")
 		return nil
 	}
 	return m
@@ -205,7 +256,53 @@ func (e *CompileError) Error() string {
 // diagnostics in a *CompileError when it does not compile. Like gobpf,
 // -DNUMCPUS=<number of CPUs> is added to cflags.
 func NewModuleWithError(code string, cflags []string) (*Module, error) {
-	all := append(append([]string(nil), cflags...), fmt.Sprintf("-DNUMCPUS=%d", runtime.NumCPU()))
+	return NewModuleWithOptions(code, ModuleOptions{CFlags: cflags})
+}
+
+// Debug flags of ModuleOptions.Debug: what libbcc prints while compiling
+// and loading (bcc's enum of bpf_module.h).
+const (
+	// DEBUG_LLVM_IR prints the LLVM IR of the compiled program.
+	DEBUG_LLVM_IR = 0x1
+	// DEBUG_BPF prints the BPF bytecode and the verifier's log of every
+	// program Load loads.
+	DEBUG_BPF = 0x2
+	// DEBUG_PREPROCESSOR prints the program after preprocessing.
+	DEBUG_PREPROCESSOR = 0x4
+	// DEBUG_SOURCE adds the source lines to the DEBUG_BPF bytecode.
+	DEBUG_SOURCE = 0x8
+	// DEBUG_BPF_REGISTER_STATE asks the verifier for the register state at
+	// every instruction (verifier log level 2), in addition to DEBUG_BPF.
+	DEBUG_BPF_REGISTER_STATE = 0x10
+	// DEBUG_BTF prints why BTF could not be loaded.
+	DEBUG_BTF = 0x20
+)
+
+// ModuleOptions configures NewModuleWithOptions.
+type ModuleOptions struct {
+	// CFlags are passed to clang (-DNUMCPUS=<number of CPUs> is added).
+	CFlags []string
+	// Debug is an OR of DEBUG_* flags.
+	Debug uint
+	// DebugOutput receives the debug output the Debug flags ask for.
+	// libbcc prints it to stderr, where it still appears; the module
+	// copies it here: what the compile printed before NewModuleWithOptions
+	// returns, and with DEBUG_BPF the verifier log of each program Load
+	// loads. Nil: stderr only.
+	DebugOutput io.Writer
+}
+
+// debugMask is the set of flags libbcc knows.
+const debugMask = DEBUG_LLVM_IR | DEBUG_BPF | DEBUG_PREPROCESSOR | DEBUG_SOURCE | DEBUG_BPF_REGISTER_STATE | DEBUG_BTF
+
+// NewModuleWithOptions compiles code with libbcc as configured by opts,
+// returning clang's diagnostics in a *CompileError when it does not
+// compile.
+func NewModuleWithOptions(code string, opts ModuleOptions) (*Module, error) {
+	if opts.Debug&^debugMask != 0 {
+		return nil, errorf("new module: unknown debug flags %#x: %w", opts.Debug&^debugMask, unix.EINVAL)
+	}
+	all := append(append([]string(nil), opts.CFlags...), fmt.Sprintf("-DNUMCPUS=%d", runtime.NumCPU()))
 	cs := C.CString(code)
 	defer C.free(unsafe.Pointer(cs))
 	arr := C.malloc(C.size_t(len(all)) * C.size_t(unsafe.Sizeof(uintptr(0))))
@@ -217,16 +314,15 @@ func NewModuleWithError(code string, cflags []string) (*Module, error) {
 	}
 	var p unsafe.Pointer
 	diag := captureStderr(func() {
-		p = C.bpf_module_create_c_from_string(cs, 0, (**C.char)(arr), C.int(len(all)), true, nil)
+		p = C.bpf_module_create_c_from_string(cs, C.uint(opts.Debug), (**C.char)(arr), C.int(len(all)), true, nil)
 	})
+	if opts.Debug != 0 && opts.DebugOutput != nil && diag != "" {
+		io.WriteString(opts.DebugOutput, diag)
+	}
 	if p == nil {
 		return nil, &CompileError{Diagnostics: diag}
 	}
-	if diag != "" {
-		// Warnings of a successful compile: pass them on as libbcc would.
-		os.Stderr.WriteString(diag)
-	}
-	return &Module{p: p, funcs: map[string]int{}, xdp: map[string]uint64{}}, nil
+	return &Module{p: p, funcs: map[string]int{}, xdp: map[string]uint64{}, debug: opts.Debug, debugOut: opts.DebugOutput}, nil
 }
 
 // Close detaches everything the module attached (in reverse order), closes
@@ -306,7 +402,7 @@ func (m *Module) LoadXDP(name string) (int, error) {
 type LoadError struct {
 	Name string // the function
 	Err  error  // the errno of bpf(BPF_PROG_LOAD)
-	Log  string // the verifier log (and anything else libbcc printed)
+	Log  string // the verifier log
 }
 
 func (e *LoadError) Error() string {
@@ -319,14 +415,17 @@ func (e *LoadError) Error() string {
 
 func (e *LoadError) Unwrap() error { return e.Err }
 
-// maxLogSize is the verifier log buffer used when a failed load gave no log.
+// maxLogSize is the verifier log buffer used when a failed load gave no
+// log, and the largest one Load allocates (the kernel accepted at most 16
+// MiB before 5.2; a larger request is reduced to this).
 const maxLogSize = 16 << 20
 
 // Load loads the function name as a program of type progType and returns
 // its fd, owned by the module. Loading a function again returns the same
 // fd. logLevel and logSize ask the verifier for a log (0, 0 for none); a
 // rejection returns a *LoadError whose message holds the verifier log,
-// retrying with log level 1 when the first attempt produced none.
+// retrying with log level 1 when the first attempt produced none. A
+// logSize above 16 MiB is reduced to 16 MiB.
 func (m *Module) Load(name string, progType int, logLevel, logSize uint) (int, error) {
 	return m.load(name, progType, -1, logLevel, logSize)
 }
@@ -335,11 +434,21 @@ func (m *Module) Load(name string, progType int, logLevel, logSize uint) (int, e
 // bpf_attach_type), which the kernel requires at load for some program
 // types (cgroup sock_addr and sockopt, tracing); -1 passes none.
 func (m *Module) load(name string, progType, attachType int, logLevel, logSize uint) (int, error) {
+	if m == nil {
+		return -1, errorf("load %q: %w", name, ErrClosed)
+	}
+	if progType < 0 || progType > math.MaxInt32 {
+		return -1, errorf("load %q: program type %d out of range: %w", name, progType, unix.EINVAL)
+	}
+	if logLevel > math.MaxInt32 {
+		return -1, errorf("load %q: log level %d out of range: %w", name, logLevel, unix.EINVAL)
+	}
+	logSize = min(logSize, maxLogSize)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p, err := m.ptr()
 	if err != nil {
-		return -1, fmt.Errorf("bcc: load %q: %w", name, err)
+		return -1, errorf("load %q: %w", name, err)
 	}
 	if fd, ok := m.funcs[name]; ok {
 		return fd, nil
@@ -349,9 +458,28 @@ func (m *Module) load(name string, progType, attachType int, logLevel, logSize u
 	start := C.bpf_function_start(p, cname)
 	size := C.bpf_function_size(p, cname)
 	if start == nil {
-		return -1, fmt.Errorf("bcc: function %q: %w in module", name, ErrNotFound)
+		return -1, errorf("function %q: %w in module", name, ErrNotFound)
+	}
+	dbg := m.debug&(DEBUG_BPF|DEBUG_BPF_REGISTER_STATE) != 0 && logSize == 0
+	if dbg {
+		logLevel, logSize = 1, 1<<20
+		if m.debug&DEBUG_BPF_REGISTER_STATE != 0 {
+			logLevel, logSize = 2, maxLogSize
+		}
 	}
 	fd, log, errno := m.loadOnce(p, cname, start, size, progType, attachType, logLevel, logSize)
+	if dbg && fd < 0 && errors.Is(errno, unix.ENOSPC) {
+		// The debug log did not fit: load without it.
+		dbg = false
+		fd, log, errno = m.loadOnce(p, cname, start, size, progType, attachType, 0, 0)
+	}
+	if dbg && fd >= 0 && log != "" {
+		log = fmt.Sprintf("verifier log of %s:\n%s\n", name, strings.TrimRight(log, "\n"))
+		os.Stderr.WriteString(log)
+		if m.debugOut != nil {
+			io.WriteString(m.debugOut, log)
+		}
+	}
 	if fd < 0 && strings.TrimSpace(log) == "" {
 		fd, log, errno = m.loadOnce(p, cname, start, size, progType, attachType, 1, maxLogSize)
 	}
@@ -377,25 +505,20 @@ func (m *Module) loadOnce(p unsafe.Pointer, cname *C.char, start unsafe.Pointer,
 	}
 	var fd C.int
 	var errno error
-	printed := captureStderr(func() {
-		fd, errno = C.bcc_func_load(p, C.int(progType), cname, (*C.struct_bpf_insn)(start), C.int(size),
-			C.bpf_module_license(p), C.bpf_module_kern_version(p), C.int(logLevel), bufp, C.uint(len(buf)), nil, C.int(attachType))
-	})
-	if fd >= 0 {
-		return int(fd), "", nil
-	}
+	// fd 2 is not redirected here (only compiles are): the log comes from
+	// the buffer, and what libbcc prints on a failure reaches stderr.
+	fd, errno = C.bcc_func_load(p, C.int(progType), cname, (*C.struct_bpf_insn)(start), C.int(size),
+		C.bpf_module_license(p), C.bpf_module_kern_version(p), C.int(logLevel), bufp, C.uint(len(buf)), nil, C.int(attachType))
 	var log string
 	if len(buf) > 0 {
-		if i := strings.IndexByte(string(buf), 0); i >= 0 {
+		if i := bytes.IndexByte(buf, 0); i >= 0 {
 			log = string(buf[:i])
 		} else {
 			log = string(buf)
 		}
 	}
-	if strings.TrimSpace(log) == "" {
-		log = printed
-	} else if pr := strings.TrimSpace(printed); pr != "" && !strings.Contains(log, pr) {
-		log = log + "\n" + pr
+	if fd >= 0 {
+		return int(fd), log, nil
 	}
 	var en unix.Errno
 	if errors.As(errno, &en) && en != 0 {
@@ -407,11 +530,17 @@ func (m *Module) loadOnce(p unsafe.Pointer, cname *C.char, start unsafe.Pointer,
 // GetProgramTag returns the tag (a hash of the instructions) the kernel
 // computed for the program behind fd.
 func (m *Module) GetProgramTag(fd int) (uint64, error) {
+	if m == nil {
+		return 0, errorf("program tag: %w", ErrClosed)
+	}
+	if err := checkFd("program tag", fd); err != nil {
+		return 0, err
+	}
 	m.mu.Lock()
 	_, err := m.ptr()
 	m.mu.Unlock()
 	if err != nil {
-		return 0, fmt.Errorf("bcc: program tag: %w", err)
+		return 0, errorf("program tag: %w", err)
 	}
 	var tag C.ulonglong
 	r, errno := C.bpf_prog_get_tag(C.int(fd), &tag)
@@ -419,7 +548,7 @@ func (m *Module) GetProgramTag(fd int) (uint64, error) {
 		if errno == nil {
 			errno = unix.EINVAL
 		}
-		return 0, fmt.Errorf("bcc: program tag of fd %d: %w", fd, errno)
+		return 0, errorf("program tag of fd %d: %w", fd, errno)
 	}
 	return uint64(tag), nil
 }

@@ -2,7 +2,6 @@ package bcc
 
 import (
 	"errors"
-	"fmt"
 
 	"golang.org/x/sys/unix"
 )
@@ -71,12 +70,12 @@ func (m *Module) removeNet(what string, key any) error {
 			}
 			m.net.list = append(m.net.list[:i], m.net.list[i+1:]...)
 			if err := a.undo(); err != nil {
-				return fmt.Errorf("bcc: %s: %w", what, err)
+				return errorf("%s: %w", what, err)
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("bcc: %s: not attached by this module: %w", what, ErrNotFound)
+	return errorf("%s: not attached by this module: %w", what, ErrNotFound)
 }
 
 // dupFd duplicates fd (close-on-exec), so that an attachment can be undone

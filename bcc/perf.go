@@ -3,7 +3,6 @@ package bcc
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/iovisor/gobpf/internal/perfring"
 )
@@ -51,6 +50,9 @@ func tableName(t *Table) string {
 	if t == nil {
 		return "<nil>"
 	}
+	if t.name == "" {
+		return t.missing // an unknown table: the name asked of TableId
+	}
 	return t.name
 }
 
@@ -88,12 +90,12 @@ func NewPerfReader(table *Table, opts ...PerfReaderOptions) (*PerfReader, error)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bcc: perf reader on table %s: %w", tableName(table), err)
+		return nil, errorf("perf reader on table %s: %w", tableName(table), err)
 	}
 	r := &PerfReader{r: pr, m: table.module}
 	if err := r.m.own(r); err != nil { // Module.Close began meanwhile
 		pr.Close()
-		return nil, fmt.Errorf("bcc: perf reader on table %s: %w", tableName(table), err)
+		return nil, errorf("perf reader on table %s: %w", tableName(table), err)
 	}
 	return r, nil
 }
@@ -161,7 +163,7 @@ func InitPerfMapWithPageCnt(table *Table, receiverChan chan []byte, lostChan cha
 		return nil, errors.New("bcc: InitPerfMap: nil receiver channel")
 	}
 	if pageCnt <= 0 || pageCnt&(pageCnt-1) != 0 {
-		return nil, fmt.Errorf("bcc: InitPerfMap: page count %d is not a power of two", pageCnt)
+		return nil, errorf("InitPerfMap: page count %d is not a power of two", pageCnt)
 	}
 	var pr *perfring.PerfReader
 	err := tableFD(table, func(fd int) (err error) {
@@ -169,12 +171,12 @@ func InitPerfMapWithPageCnt(table *Table, receiverChan chan []byte, lostChan cha
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bcc: perf map %s: %w", tableName(table), err)
+		return nil, errorf("perf map %s: %w", tableName(table), err)
 	}
 	p, err := newPump(pr, table.module, receiverChan, lostChan)
 	if err != nil { // Module.Close began meanwhile
 		pr.Close()
-		return nil, fmt.Errorf("bcc: perf map %s: %w", tableName(table), err)
+		return nil, errorf("perf map %s: %w", tableName(table), err)
 	}
 	p.drainPrep = func() { pr.Pause() }
 	return &PerfMap{r: pr, p: p}, nil

@@ -3,7 +3,6 @@ package bcc
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/iovisor/gobpf/internal/perfring"
 )
@@ -46,12 +45,12 @@ func NewRingBufReader(table *Table) (*RingBufReader, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bcc: ring buffer reader on table %s: %w", tableName(table), err)
+		return nil, errorf("ring buffer reader on table %s: %w", tableName(table), err)
 	}
 	r := &RingBufReader{r: rr, m: table.module}
 	if err := r.m.own(r); err != nil { // Module.Close began meanwhile
 		rr.Close()
-		return nil, fmt.Errorf("bcc: ring buffer reader on table %s: %w", tableName(table), err)
+		return nil, errorf("ring buffer reader on table %s: %w", tableName(table), err)
 	}
 	return r, nil
 }
@@ -107,12 +106,12 @@ func InitRingBuf(table *Table, receiverChan chan []byte) (*RingBuf, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bcc: ring buffer %s: %w", tableName(table), err)
+		return nil, errorf("ring buffer %s: %w", tableName(table), err)
 	}
 	p, err := newPump(rr, table.module, receiverChan, nil)
 	if err != nil { // Module.Close began meanwhile
 		rr.Close()
-		return nil, fmt.Errorf("bcc: ring buffer %s: %w", tableName(table), err)
+		return nil, errorf("ring buffer %s: %w", tableName(table), err)
 	}
 	// The ring cannot be paused: drain at most one ring's worth, which is
 	// everything submitted before Stop.

@@ -40,14 +40,14 @@ func (m *Module) AttachSocketFilter(sockFd, progFd int) error {
 	what := fmt.Sprintf("attach socket filter to fd %d", sockFd)
 	key, err := socketIdentity(sockFd)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if err := unix.SetsockoptInt(sockFd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, progFd); err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	m.forgetNet(key) // the kernel replaced the socket's previous filter
 	m.addNet(key, func() error {
@@ -69,7 +69,7 @@ func (m *Module) DetachSocketFilter(sockFd int) error {
 	what := fmt.Sprintf("detach socket filter from fd %d", sockFd)
 	key, err := socketIdentity(sockFd)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	if err := m.begin(what); err != nil {
 		return err
@@ -116,7 +116,7 @@ func (m *Module) AttachRawSocket(devName string, progFd int) (*RawSocket, error)
 	what := fmt.Sprintf("attach raw socket to %s", devName)
 	ifindex, err := deviceIndex(devName)
 	if err != nil {
-		return nil, fmt.Errorf("bcc: %s: %w", what, err)
+		return nil, errorf("%s: %w", what, err)
 	}
 	if err := m.begin(what); err != nil {
 		return nil, err
@@ -125,15 +125,15 @@ func (m *Module) AttachRawSocket(devName string, progFd int) (*RawSocket, error)
 	// Protocol 0: the socket receives nothing until bound with a protocol.
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("bcc: %s: socket: %w", what, err)
+		return nil, errorf("%s: socket: %w", what, err)
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, progFd); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("bcc: %s: %w", what, err)
+		return nil, errorf("%s: %w", what, err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("bcc: %s: bind: %w", what, netErr(err))
+		return nil, errorf("%s: bind: %w", what, netErr(err))
 	}
 	s := &RawSocket{f: os.NewFile(uintptr(fd), "raw socket on "+devName), fd: fd, m: m, key: new(int)}
 	m.addNet(s.key, s.close)

@@ -26,10 +26,10 @@ func (m *Module) AttachSockMap(table string, fd int, attachType AttachType) erro
 	what := fmt.Sprintf("attach %v program to table %s", attachType, table)
 	t := NewTable(m.TableId(table), m)
 	if t.err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, t.err)
+		return errorf("%s: %w", what, t.err)
 	}
 	if t.mapType != bpfsys.BPF_MAP_TYPE_SOCKMAP && t.mapType != bpfsys.BPF_MAP_TYPE_SOCKHASH {
-		return fmt.Errorf("bcc: %s: not a sockmap or sockhash", what)
+		return errorf("%s: not a sockmap or sockhash", what)
 	}
 	if err := m.begin(what); err != nil {
 		return err
@@ -37,7 +37,7 @@ func (m *Module) AttachSockMap(table string, fd int, attachType AttachType) erro
 	defer m.mu.Unlock()
 	target, err := dupFd(t.fd)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	return m.progAttach(what, sockMapKey{table, fd, attachType}, target, fd, attachType, 0)
 }
@@ -63,10 +63,10 @@ func (t *Table) SetSocket(key []byte, sockFd int) error {
 		return err
 	}
 	if t.mapType != bpfsys.BPF_MAP_TYPE_SOCKMAP && t.mapType != bpfsys.BPF_MAP_TYPE_SOCKHASH {
-		return fmt.Errorf("bcc: Table.SetSocket %s: not a sockmap or sockhash", t.name)
+		return errorf("Table.SetSocket %s: not a sockmap or sockhash", t.name)
 	}
 	if sockFd < 0 {
-		return fmt.Errorf("bcc: Table.SetSocket %s: invalid socket fd %d", t.name, sockFd)
+		return errorf("Table.SetSocket %s: invalid socket fd %d", t.name, sockFd)
 	}
 	leaf := make([]byte, t.valueSize)
 	if len(leaf) == 8 {
@@ -74,7 +74,7 @@ func (t *Table) SetSocket(key []byte, sockFd int) error {
 	} else if len(leaf) == 4 {
 		binary.NativeEndian.PutUint32(leaf, uint32(sockFd))
 	} else {
-		return fmt.Errorf("bcc: Table.SetSocket %s: %d-byte values, want 4 or 8", t.name, len(leaf))
+		return errorf("Table.SetSocket %s: %d-byte values, want 4 or 8", t.name, len(leaf))
 	}
 	if err := t.update(bptr(key), bptr(leaf), bpfsys.BPF_ANY); err != nil {
 		return t.opError("Table.SetSocket", key, err)

@@ -31,16 +31,16 @@ type StackTable struct {
 // NewStackTable wraps t, which must be a BPF_STACK_TRACE table.
 func NewStackTable(t *Table) (*StackTable, error) {
 	if t == nil {
-		return nil, fmt.Errorf("bcc: stack table: nil table")
+		return nil, errorf("stack table: nil table")
 	}
 	if t.err != nil {
 		return nil, t.err
 	}
 	if t.mapType != bpfsys.BPF_MAP_TYPE_STACK_TRACE {
-		return nil, fmt.Errorf("bcc: table %s is not a BPF_STACK_TRACE table (map type %d)", t.name, t.mapType)
+		return nil, errorf("table %s is not a BPF_STACK_TRACE table (map type %d)", t.name, t.mapType)
 	}
 	if t.keySize != 4 || t.leafSize == 0 || t.leafSize%8 != 0 {
-		return nil, fmt.Errorf("bcc: stack table %s: unexpected key/value sizes %d/%d", t.name, t.keySize, t.leafSize)
+		return nil, errorf("stack table %s: unexpected key/value sizes %d/%d", t.name, t.keySize, t.leafSize)
 	}
 	return &StackTable{t: t}, nil
 }
@@ -49,7 +49,7 @@ func NewStackTable(t *Table) (*StackTable, error) {
 func (m *Module) StackTable(name string) (*StackTable, error) {
 	t := NewTable(m.TableId(name), m)
 	if t.err != nil {
-		return nil, fmt.Errorf("bcc: stack table %q: %w", name, t.err)
+		return nil, errorf("stack table %q: %w", name, t.err)
 	}
 	return NewStackTable(t)
 }
@@ -97,7 +97,7 @@ func checkStackID(id int) error {
 		return &StackIDError{ID: id, Errno: unix.Errno(-id)}
 	}
 	if int64(id) > int64(^uint32(0)>>1) {
-		return fmt.Errorf("bcc: stack id %d out of range", id)
+		return errorf("stack id %d out of range", id)
 	}
 	return nil
 }
@@ -175,7 +175,7 @@ func (s *Symbolizer) cache(pid int) (*SymbolCache, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, errorf("symbolizer: %w", ErrClosed)
 	}
 	if pid < 0 {
 		if s.kernel == nil {

@@ -46,9 +46,15 @@ type Symbol struct {
 
 // String formats the symbol as "func+0x10" (kernel), "[module]func+0x10"
 // (kernel module), "binary:func+0x10" (user) or "binary+0x1234" (user
-// address in a binary without a matching symbol).
+// address in a binary without a matching symbol); a Symbol with neither
+// name nor module prints as its offset ("0x1234"), or "" when zero.
 func (s Symbol) String() string {
 	switch {
+	case s.Name == "" && s.Module == "":
+		if s.Offset == 0 {
+			return ""
+		}
+		return fmt.Sprintf("0x%x", s.Offset)
 	case s.Kernel && s.Module != "" && s.Module != "kernel" && s.Module != "[kernel]":
 		return fmt.Sprintf("%s+0x%x [%s]", s.Name, s.Offset, strings.Trim(s.Module, "[]"))
 	case s.Kernel || s.Module == "":
@@ -74,11 +80,11 @@ func NewSymbolCache(pid int) (*SymbolCache, error) {
 	if pid < 0 {
 		pid = -1
 	} else if pid == 0 {
-		return nil, fmt.Errorf("bcc: symbol cache: invalid pid 0")
+		return nil, errorf("symbol cache: invalid pid 0")
 	}
 	p := C.bcc_symcache_new(C.int(pid), nil)
 	if p == nil {
-		return nil, fmt.Errorf("bcc: symbol cache for pid %d: libbcc could not create it", pid)
+		return nil, errorf("symbol cache for pid %d: libbcc could not create it", pid)
 	}
 	return &SymbolCache{p: p, pid: pid}, nil
 }
@@ -93,7 +99,7 @@ func (c *SymbolCache) Resolve(addr uint64) (Symbol, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.p == nil {
-		return Symbol{}, ErrClosed
+		return Symbol{}, errorf("symbol cache: %w", ErrClosed)
 	}
 	var sym C.struct_bcc_symbol
 	var rc C.int
@@ -108,10 +114,17 @@ func (c *SymbolCache) Resolve(addr uint64) (Symbol, error) {
 		s.Module = C.GoString(sym.module)
 	}
 	if rc < 0 || sym.name == nil {
-		if s.Module != "" && !s.Kernel {
-			s.Offset = uint64(sym.offset)
+		if !s.Kernel {
+			// libbcc gives the absolute address for mappings it
+			// cannot open (a deleted binary, a memfd): take the
+			// offset in the mapped file from the process's maps.
+			if mod, off, ok := mappedFileOffset(c.pid, addr); ok {
+				s.Module, s.Offset = mod, off
+			} else if s.Module != "" {
+				s.Offset = uint64(sym.offset)
+			}
 		}
-		return s, fmt.Errorf("bcc: no symbol at 0x%x in %s: %w", addr, c.what(), ErrNotFound)
+		return s, errorf("no symbol at 0x%x in %s: %w", addr, c.what(), ErrNotFound)
 	}
 	s.Name = C.GoString(sym.name)
 	if sym.demangle_name != nil {
@@ -251,7 +264,7 @@ func (c *SymbolCache) ResolveName(module, name string) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.p == nil {
-		return 0, ErrClosed
+		return 0, errorf("symbol cache: %w", ErrClosed)
 	}
 	if c.pid == -1 {
 		cm := C.CString(module)
@@ -260,7 +273,7 @@ func (c *SymbolCache) ResolveName(module, name string) (uint64, error) {
 		defer C.free(unsafe.Pointer(cn))
 		var addr C.uint64_t
 		if C.bcc_symcache_resolve_name(c.p, cm, cn, &addr) < 0 {
-			return 0, fmt.Errorf("bcc: kernel symbol %q: %w", name, ErrNotFound)
+			return 0, errorf("kernel symbol %q: %w", name, ErrNotFound)
 		}
 		return uint64(addr), nil
 	}
@@ -270,19 +283,48 @@ func (c *SymbolCache) ResolveName(module, name string) (uint64, error) {
 	if module == "" {
 		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.pid))
 		if err != nil {
-			return 0, fmt.Errorf("bcc: main binary of pid %d: %w", c.pid, ErrNotFound)
+			return 0, errorf("main binary of pid %d: %w", c.pid, ErrNotFound)
 		}
 		module = exe
 	}
 	path, off, err := bccResolveSymname(module, name, 0, c.pid)
 	if err != nil {
-		return 0, fmt.Errorf("bcc: symbol %q in %q for %s: %w", name, module, c.what(), ErrNotFound)
+		return 0, errorf("symbol %q in %q for %s: %w", name, module, c.what(), ErrNotFound)
 	}
 	addr, err := fileOffsetToAddr(c.pid, path, off)
 	if err != nil {
-		return 0, fmt.Errorf("bcc: symbol %q in %q for %s: %w", name, module, c.what(), err)
+		return 0, errorf("symbol %q in %q for %s: %w", name, module, c.what(), err)
 	}
 	return addr, nil
+}
+
+// mappedFileOffset returns the file mapped at addr in process pid and
+// addr's offset in that file, from /proc/<pid>/maps.
+func mappedFileOffset(pid int, addr uint64) (string, uint64, bool) {
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return "", 0, false
+	}
+	for _, l := range strings.Split(string(maps), "\n") {
+		// start-end perms offset dev inode path (may hold spaces)
+		fs := strings.Fields(l)
+		if len(fs) < 6 || fs[4] == "0" {
+			continue // anonymous
+		}
+		lo, hi, ok := strings.Cut(fs[0], "-")
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		off, err3 := strconv.ParseUint(fs[2], 16, 64)
+		if err1 != nil || err2 != nil || err3 != nil || addr < start || addr >= end {
+			continue
+		}
+		i := strings.Index(l, fs[5])
+		return l[i:], addr - start + off, true
+	}
+	return "", 0, false
 }
 
 // fileOffsetToAddr returns where offset off of file path is mapped in pid.
@@ -371,11 +413,33 @@ func ResolveKernelSymbol(addr uint64) (Symbol, error) {
 // short name such as "c" for libc — and returns the binary's resolved path
 // and the symbol's offset in the file, as uprobes want it. pid (or -1 for
 // none) selects the process whose libraries and mount namespace are used.
+// A pid that has exited gives an error wrapping ErrNotFound saying so.
 func ResolveSymbolAddress(binaryOrLib, symbol string, pid int) (path string, addr uint64, err error) {
 	if binaryOrLib == "" || symbol == "" {
-		return "", 0, fmt.Errorf("bcc: resolve symbol: binary and symbol must be non-empty")
+		return "", 0, errorf("resolve symbol: binary and symbol must be non-empty")
 	}
 	return resolveSymbolPath(binaryOrLib, symbol, 0, pid)
+}
+
+// processGone returns an error wrapping ErrNotFound when pid (> 0) is not
+// a running process (it exited, or is a zombie), else nil.
+func processGone(pid int) error {
+	if pid <= 0 {
+		return nil
+	}
+	gone := errorf("process %d has exited: %w", pid, ErrNotFound)
+	if err := unix.Kill(pid, 0); err == unix.ESRCH {
+		return gone
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return gone
+	}
+	// "pid (comm) S ...": Z and X are a process that has exited.
+	if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X') {
+		return gone
+	}
+	return nil
 }
 
 // resolveSymbolPath returns the file and offset to place a uprobe on
@@ -385,8 +449,14 @@ func resolveSymbolPath(module, symname string, addr uint64, pid int) (string, ui
 	if pid < 0 {
 		pid = 0
 	}
+	if err := processGone(pid); err != nil {
+		return "", 0, err
+	}
 	path, off, err := bccResolveSymname(module, symname, addr, pid)
 	if err != nil {
+		if gone := processGone(pid); gone != nil { // exited meanwhile
+			return "", 0, gone
+		}
 		return "", 0, err
 	}
 	return path, off, nil
@@ -406,7 +476,7 @@ func bccResolveSymname(module, symname string, addr uint64, pid int) (string, ui
 		if sym.module != nil {
 			C.free(unsafe.Pointer(sym.module))
 		}
-		return "", 0, fmt.Errorf("bcc: unable to locate symbol %q in %q: %w", symname, module, ErrNotFound)
+		return "", 0, errorf("unable to locate symbol %q in %q: %w", symname, module, ErrNotFound)
 	}
 	path := C.GoString(sym.module)
 	C.free(unsafe.Pointer(sym.module))
@@ -462,7 +532,7 @@ func getUserSymbolsAndAddresses(module string) ([]*symbolAddress, error) {
 		p := C.bcc_procutils_which_so(cm, 0)
 		C.free(unsafe.Pointer(cm))
 		if p == nil {
-			return nil, fmt.Errorf("bcc: library %q: %w", module, ErrNotFound)
+			return nil, errorf("library %q: %w", module, ErrNotFound)
 		}
 		path = C.GoString(p)
 		C.free(unsafe.Pointer(p))
@@ -476,7 +546,7 @@ func getUserSymbolsAndAddresses(module string) ([]*symbolAddress, error) {
 	foreachSym.syms = nil
 	foreachSym.mu.Unlock()
 	if rc < 0 {
-		return nil, fmt.Errorf("bcc: unable to list symbols of %q", path)
+		return nil, errorf("unable to list symbols of %q", path)
 	}
 	userSyms.m[module] = syms
 	return syms, nil
@@ -487,7 +557,7 @@ func getUserSymbolsAndAddresses(module string) ([]*symbolAddress, error) {
 func matchUserSymbols(module, match string) ([]*symbolAddress, error) {
 	r, err := regexp.Compile(match)
 	if err != nil {
-		return nil, fmt.Errorf("bcc: invalid regexp %q: %w", match, err)
+		return nil, errorf("invalid regexp %q: %w", match, err)
 	}
 	syms, err := getUserSymbolsAndAddresses(module)
 	if err != nil {

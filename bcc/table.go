@@ -9,7 +9,6 @@ import "C"
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"unsafe"
@@ -40,9 +39,11 @@ func (m *Module) TableSize() uint64 {
 	return uint64(C.bpf_num_tables(p))
 }
 
-// TableId returns the id of the table called name. For an unknown name (or
-// a closed module) it returns libbcc's "no table" id, for which NewTable
-// gives a Table whose operations fail with ErrNotFound (ErrClosed).
+// TableId returns the id of the table called name. For an unknown name it
+// returns an id beyond the module's tables which remembers name (so that
+// errors can name it), or libbcc's "no table" id; NewTable gives for it a
+// Table whose operations fail with ErrNotFound naming the table. For a
+// closed module it returns the "no table" id (operations: ErrClosed).
 func (m *Module) TableId(name string) C.size_t {
 	if m == nil {
 		return noTable
@@ -55,7 +56,46 @@ func (m *Module) TableId(name string) C.size_t {
 	if err != nil {
 		return noTable
 	}
-	return C.bpf_table_id(p, cs)
+	id := C.bpf_table_id(p, cs)
+	if id < C.bpf_num_tables(p) {
+		return id
+	}
+	for i, n := range m.missing {
+		if n == name {
+			return noTable - 1 - C.size_t(i)
+		}
+	}
+	if len(m.missing) >= maxMissingTables {
+		return noTable
+	}
+	m.missing = append(m.missing, name)
+	return noTable - C.size_t(len(m.missing))
+}
+
+// maxMissingTables bounds the unknown table names a module remembers.
+const maxMissingTables = 1024
+
+// missingName returns the name TableId was asked for when it returned id,
+// or "". The caller holds m.mu.
+func (m *Module) missingName(id C.size_t) (string, bool) {
+	i := uint64(noTable - id)
+	if i == 0 || i > uint64(len(m.missing)) {
+		return "", false
+	}
+	return m.missing[i-1], true
+}
+
+// Table returns the table called name, or an error wrapping ErrNotFound
+// naming it (ErrClosed for a closed module).
+func (m *Module) Table(name string) (*Table, error) {
+	t := NewTable(m.TableId(name), m)
+	if t.err != nil {
+		if errors.Is(t.err, ErrClosed) {
+			return nil, errorf("table %q: %w", name, ErrClosed)
+		}
+		return nil, t.err
+	}
+	return t, nil
 }
 
 // TableDesc returns the properties of table id: name, fd, key_size,
@@ -148,10 +188,11 @@ func guardFor(m *Module) *tableGuard {
 // directly (no cgo). A Table is safe for concurrent use; once its module
 // is closed every operation returns ErrClosed.
 type Table struct {
-	id     C.size_t
-	module *Module
-	g      *tableGuard
-	err    error // set when the table is unusable from the start
+	id      C.size_t
+	module  *Module
+	g       *tableGuard
+	err     error  // set when the table is unusable from the start
+	missing string // the unknown name NewTable was asked for
 
 	name       string
 	keyDesc    string
@@ -173,21 +214,26 @@ type Table struct {
 func NewTable(id C.size_t, module *Module) *Table {
 	t := &Table{id: id, module: module, fd: -1, ncpu: 1}
 	if module == nil {
-		t.err = ErrClosed
+		t.err = errorf("table of a nil module: %w", ErrClosed)
 		return t
 	}
 	module.mu.Lock()
 	defer module.mu.Unlock()
 	p, err := module.ptr()
 	if err != nil {
-		t.err = err
+		t.err = errorf("table: %w", err)
 		return t
 	}
 	if id >= C.bpf_num_tables(p) {
-		if id == noTable {
-			t.err = fmt.Errorf("bcc: no such table: %w", ErrNotFound)
+		if name, ok := module.missingName(id); ok {
+			// Named in errors (perf reader on table NAME, ...), but
+			// Config and Name still report an unknown table.
+			t.missing = name
+			t.err = errorf("no table %q in the module: %w", name, ErrNotFound)
+		} else if id == noTable {
+			t.err = errorf("no such table: %w", ErrNotFound)
 		} else {
-			t.err = fmt.Errorf("bcc: no table with id %d: %w", uint64(id), ErrNotFound)
+			t.err = errorf("no table with id %d: %w", uint64(id), ErrNotFound)
 		}
 		return t
 	}
@@ -203,13 +249,13 @@ func NewTable(id C.size_t, module *Module) *Table {
 	t.valueSize = t.leafSize
 	t.stride = t.leafSize
 	if t.fd < 0 {
-		t.err = fmt.Errorf("bcc: table %s has no map fd (not loaded?): %w", t.name, ErrNotFound)
+		t.err = errorf("table %s has no map fd (not loaded?): %w", t.name, ErrNotFound)
 		return t
 	}
 	if isPerCPU(t.mapType) {
 		cpus, err := cpupossible.Get()
 		if err != nil {
-			t.err = fmt.Errorf("bcc: table %s is per-CPU: %w", t.name, err)
+			t.err = errorf("table %s is per-CPU: %w", t.name, err)
 			return t
 		}
 		t.ncpu = len(cpus)
@@ -297,14 +343,14 @@ func (t *Table) begin() error {
 	t.g.mu.RLock()
 	if t.g.closed {
 		t.g.mu.RUnlock()
-		return ErrClosed
+		return errorf("table %s: %w", t.name, ErrClosed)
 	}
 	return nil
 }
 
 func (t *Table) end() { t.g.mu.RUnlock() }
 
-var errZeroTable = fmt.Errorf("bcc: Table not made by NewTable: %w", ErrNotFound)
+var errZeroTable = errorf("Table not made by NewTable: %w", ErrNotFound)
 
 // bptr returns a pointer to b's first byte (nil for an empty slice).
 func bptr(b []byte) unsafe.Pointer {
@@ -319,7 +365,7 @@ func (t *Table) checkKey(op string, key []byte) error {
 		return t.err
 	}
 	if len(key) != t.keySize {
-		return fmt.Errorf("%s %s: key is %d bytes, want %d", op, t.name, len(key), t.keySize)
+		return errorf("%s %s: key is %d bytes, want %d", op, t.name, len(key), t.keySize)
 	}
 	return nil
 }
@@ -327,12 +373,15 @@ func (t *Table) checkKey(op string, key []byte) error {
 // opError turns a failed syscall into the error of operation op on key.
 func (t *Table) opError(op string, key []byte, err error) error {
 	if errors.Is(err, unix.ENOENT) || (isArray(t.mapType) && errors.Is(err, unix.E2BIG)) {
-		return fmt.Errorf("%s %s: key %x: %w", op, t.name, key, ErrKeyNotExist)
+		if key == nil { // a pointer API: the key's bytes are not at hand
+			return errorf("%s %s: %w", op, t.name, ErrKeyNotExist)
+		}
+		return errorf("%s %s: key %x: %w", op, t.name, key, ErrKeyNotExist)
 	}
 	if key == nil {
-		return fmt.Errorf("%s %s: %w", op, t.name, err)
+		return errorf("%s %s: %w", op, t.name, err)
 	}
-	return fmt.Errorf("%s %s: key %x: %w", op, t.name, key, err)
+	return errorf("%s %s: key %x: %w", op, t.name, key, err)
 }
 
 func (t *Table) lookup(key, value unsafe.Pointer) error {
@@ -396,7 +445,7 @@ func (t *Table) Get(key []byte) ([]byte, error) {
 // of LeafSize bytes per possible CPU.
 func (t *Table) GetPerCPU(key []byte) ([][]byte, error) {
 	if t.err == nil && !isPerCPU(t.mapType) {
-		return nil, fmt.Errorf("Table.GetPerCPU %s: not a per-CPU table", t.name)
+		return nil, errorf("Table.GetPerCPU %s: not a per-CPU table", t.name)
 	}
 	all, err := t.Get(key)
 	if err != nil {
@@ -431,7 +480,7 @@ func (t *Table) Set(key, leaf []byte) error {
 	}
 	if len(leaf) != t.valueSize {
 		if len(leaf) != t.leafSize || !isPerCPU(t.mapType) {
-			return fmt.Errorf("Table.Set %s: leaf is %d bytes, want %d", t.name, len(leaf), t.valueSize)
+			return errorf("Table.Set %s: leaf is %d bytes, want %d", t.name, len(leaf), t.valueSize)
 		}
 		leaf = t.replicate(leaf)
 	}
@@ -457,15 +506,15 @@ func (t *Table) SetPerCPU(key []byte, leaves [][]byte) error {
 		return err
 	}
 	if !isPerCPU(t.mapType) {
-		return fmt.Errorf("Table.SetPerCPU %s: not a per-CPU table", t.name)
+		return errorf("Table.SetPerCPU %s: not a per-CPU table", t.name)
 	}
 	if len(leaves) != t.ncpu {
-		return fmt.Errorf("Table.SetPerCPU %s: %d values, want one per possible CPU (%d)", t.name, len(leaves), t.ncpu)
+		return errorf("Table.SetPerCPU %s: %d values, want one per possible CPU (%d)", t.name, len(leaves), t.ncpu)
 	}
 	all := make([]byte, t.valueSize)
 	for i, l := range leaves {
 		if len(l) != t.leafSize {
-			return fmt.Errorf("Table.SetPerCPU %s: value %d is %d bytes, want %d", t.name, i, len(l), t.leafSize)
+			return errorf("Table.SetPerCPU %s: value %d is %d bytes, want %d", t.name, i, len(l), t.leafSize)
 		}
 		copy(all[i*t.stride:], l)
 	}
@@ -543,7 +592,7 @@ func (t *Table) DeleteAll() error {
 		}
 		_, err := t.deleteKeys(keys[:n*t.keySize], n)
 		if err != nil && !errors.Is(err, ErrKeyNotExist) {
-			return fmt.Errorf("Table.DeleteAll: %w", err)
+			return errorf("Table.DeleteAll: %w", err)
 		}
 		if n < chunk && err == nil {
 			return nil
@@ -564,7 +613,7 @@ func (t *Table) zeroAll() error {
 			t.putIndex(keys[i*t.keySize:(i+1)*t.keySize], uint32(start+i))
 		}
 		if _, err := t.BatchUpdate(keys[:c*t.keySize], values[:c*t.valueSize]); err != nil {
-			return fmt.Errorf("Table.DeleteAll %s: %w", t.name, err)
+			return errorf("Table.DeleteAll %s: %w", t.name, err)
 		}
 	}
 	return nil
@@ -728,7 +777,7 @@ func (t *Table) scan(what, s string, size int, f func(p unsafe.Pointer, cs *C.ch
 	var out []byte
 	err := t.withModule(func(p unsafe.Pointer) error {
 		if size == 0 {
-			return fmt.Errorf("table %s has zero-size %ss", t.name, what)
+			return errorf("table %s has zero-size %ss", t.name, what)
 		}
 		cs := C.CString(s)
 		defer C.free(unsafe.Pointer(cs))
@@ -742,13 +791,13 @@ func (t *Table) scan(what, s string, size int, f func(p unsafe.Pointer, cs *C.ch
 			if msg != "" {
 				msg = ": " + msg
 			}
-			return fmt.Errorf("cannot parse %s %q for table %s (%s)%s", what, s, t.name, t.descOf(what), msg)
+			return errorf("cannot parse %s %q for table %s (%s)%s", what, s, t.name, t.descOf(what), msg)
 		}
 		out = C.GoBytes(buf, C.int(size))
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("Table.%sStrToBytes: %w", strings.ToUpper(what[:1])+what[1:], err)
+		return nil, errorf("Table.%sStrToBytes: %w", strings.ToUpper(what[:1])+what[1:], err)
 	}
 	return out, nil
 }
@@ -794,7 +843,7 @@ func (t *Table) LeafBytesToStr(leaf []byte) (string, error) {
 		}
 		return "[ " + strings.Join(parts, " ") + " ]", nil
 	}
-	return "", fmt.Errorf("Table.LeafBytesToStr %s: leaf is %d bytes, want %d", t.name, len(leaf), t.leafSize)
+	return "", errorf("Table.LeafBytesToStr %s: leaf is %d bytes, want %d", t.name, len(leaf), t.leafSize)
 }
 
 func (t *Table) format(op string, v []byte, f func(p unsafe.Pointer, buf *C.char, n C.size_t, v unsafe.Pointer) C.int) (string, error) {
@@ -810,7 +859,7 @@ func (t *Table) format(op string, v []byte, f func(p unsafe.Pointer, buf *C.char
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("%s %s: %w", op, t.name, err)
+		return "", errorf("%s %s: %w", op, t.name, err)
 	}
 	return s, nil
 }

@@ -72,11 +72,11 @@ func deviceIndex(devName string) (int, error) {
 func (m *Module) AttachTC(devName string, fd int, dir TCDirection) error {
 	what := fmt.Sprintf("attach tc %s filter to %s", dir, devName)
 	if !dir.valid() {
-		return fmt.Errorf("bcc: %s: invalid direction", what)
+		return errorf("%s: invalid direction", what)
 	}
 	ifindex, err := deviceIndex(devName)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	if err := m.begin(what); err != nil {
 		return err
@@ -84,10 +84,10 @@ func (m *Module) AttachTC(devName string, fd int, dir TCDirection) error {
 	defer m.mu.Unlock()
 	created, err := netlink.AddClsact(ifindex)
 	if errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("bcc: %s: adding clsact qdisc: %v: kernel lacks the clsact qdisc (CONFIG_NET_SCH_INGRESS): %w", what, err, ErrNotSupported)
+		return errorf("%s: adding clsact qdisc: %v: kernel lacks the clsact qdisc (CONFIG_NET_SCH_INGRESS): %w", what, err, ErrNotSupported)
 	}
 	if err != nil {
-		return fmt.Errorf("bcc: %s: adding clsact qdisc: %w", what, netErr(err))
+		return errorf("%s: adding clsact qdisc: %w", what, netErr(err))
 	}
 	parent := uint32(netlink.TCHClsact&0xFFFF0000 | netlink.TCHMinIngress)
 	if dir == TCEgress {
@@ -99,9 +99,9 @@ func (m *Module) AttachTC(devName string, fd int, dir TCDirection) error {
 			netlink.DelClsact(ifindex)
 		}
 		if errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("bcc: %s: %v: kernel lacks the bpf classifier (CONFIG_NET_CLS_BPF): %w", what, err, ErrNotSupported)
+			return errorf("%s: %v: kernel lacks the bpf classifier (CONFIG_NET_CLS_BPF): %w", what, err, ErrNotSupported)
 		}
-		return fmt.Errorf("bcc: %s: %w", what, netErr(err))
+		return errorf("%s: %w", what, netErr(err))
 	}
 	nets := m.nets()
 	if created {

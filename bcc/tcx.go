@@ -25,11 +25,11 @@ type tcxKey struct {
 func (m *Module) AttachTCX(devName string, fd int, dir TCDirection) error {
 	what := fmt.Sprintf("attach TCX %s program to %s", dir, devName)
 	if !dir.valid() {
-		return fmt.Errorf("bcc: %s: invalid direction", what)
+		return errorf("%s: invalid direction", what)
 	}
 	ifindex, err := deviceIndex(devName)
 	if err != nil {
-		return fmt.Errorf("bcc: %s: %w", what, err)
+		return errorf("%s: %w", what, err)
 	}
 	typ := BPF_TCX_INGRESS
 	if dir == TCEgress {
@@ -42,9 +42,9 @@ func (m *Module) AttachTCX(devName string, fd int, dir TCDirection) error {
 	link, err := bpfsys.LinkCreateTarget(fd, uint32(ifindex), bpfsys.AttachType(typ), 0)
 	if err != nil {
 		if errors.Is(err, unix.EINVAL) && !kernelAtLeast(6, 6) {
-			return fmt.Errorf("bcc: %s: %v: kernel before 6.6 lacks TCX links: %w", what, err, ErrNotSupported)
+			return errorf("%s: %v: kernel before 6.6 lacks TCX links: %w", what, err, ErrNotSupported)
 		}
-		return fmt.Errorf("bcc: %s: %w", what, netErr(err))
+		return errorf("%s: %w", what, netErr(err))
 	}
 	m.addNet(tcxKey{devName, dir, fd}, func() error { return unix.Close(link) })
 	return nil

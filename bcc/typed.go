@@ -38,22 +38,22 @@ func NewTypedTable[K, V any](t *Table) (*TypedTable[K, V], error) {
 	var v V
 	kt, vt := reflect.TypeOf(&k).Elem(), reflect.TypeOf(&v).Elem()
 	if err := plainType(kt); err != nil {
-		return nil, fmt.Errorf("bcc: NewTypedTable %s: key type %v: %w", t.name, kt, err)
+		return nil, errorf("NewTypedTable %s: key type %v: %w", t.name, kt, err)
 	}
 	if err := plainType(vt); err != nil {
-		return nil, fmt.Errorf("bcc: NewTypedTable %s: value type %v: %w", t.name, vt, err)
+		return nil, errorf("NewTypedTable %s: value type %v: %w", t.name, vt, err)
 	}
 	ksz, vsz := int(unsafe.Sizeof(k)), int(unsafe.Sizeof(v))
 	if ksz != t.keySize {
-		return nil, fmt.Errorf("bcc: NewTypedTable %s: key type %v is %d bytes, the table's keys (%s) are %d",
+		return nil, errorf("NewTypedTable %s: key type %v is %d bytes, the table's keys (%s) are %d",
 			t.name, kt, ksz, t.keyDesc, t.keySize)
 	}
 	if vsz != t.leafSize {
-		return nil, fmt.Errorf("bcc: NewTypedTable %s: value type %v is %d bytes, the table's values (%s) are %d",
+		return nil, errorf("NewTypedTable %s: value type %v is %d bytes, the table's values (%s) are %d",
 			t.name, vt, vsz, t.leafDesc, t.leafSize)
 	}
 	if ksz == 0 || vsz == 0 {
-		return nil, fmt.Errorf("bcc: NewTypedTable %s: zero-size keys or values", t.name)
+		return nil, errorf("NewTypedTable %s: zero-size keys or values", t.name)
 	}
 	return &TypedTable[K, V]{t: t, ksz: ksz, vsz: vsz}, nil
 }

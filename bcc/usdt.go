@@ -91,11 +91,11 @@ func gobpfUsdtUprobeCb(bin, fn *C.char, addr C.uint64_t, pid C.int) {
 // a path, a program in $PATH, or a library short name ("c").
 func NewUSDTContext(path string) (*USDTContext, error) {
 	if path == "" {
-		return nil, fmt.Errorf("bcc: USDT context: empty path")
+		return nil, errorf("USDT context: empty path")
 	}
 	if strings.Contains(path, "/") {
 		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("bcc: USDT context for %s: %w", path, ErrNotFound)
+			return nil, errorf("USDT context for %s: %w", path, ErrNotFound)
 		}
 		if abs, err := filepath.Abs(path); err == nil {
 			path = abs
@@ -122,7 +122,7 @@ func NewUSDTContextFromPID(pid int) (*USDTContext, error) {
 // (an absolute path) as mapped by process pid.
 func NewUSDTContextFromPIDPath(pid int, path string) (*USDTContext, error) {
 	if !filepath.IsAbs(path) {
-		return nil, fmt.Errorf("bcc: USDT context for pid %d: path %q is not absolute", pid, path)
+		return nil, errorf("USDT context for pid %d: path %q is not absolute", pid, path)
 	}
 	return newUSDTContextPID(pid, path)
 }
@@ -130,16 +130,16 @@ func NewUSDTContextFromPIDPath(pid int, path string) (*USDTContext, error) {
 func newUSDTContextPID(pid int, path string) (*USDTContext, error) {
 	what := fmt.Sprintf("pid %d", pid)
 	if pid <= 0 {
-		return nil, fmt.Errorf("bcc: USDT context: invalid pid %d", pid)
+		return nil, errorf("USDT context: invalid pid %d", pid)
 	}
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-		return nil, fmt.Errorf("bcc: USDT context: process %d: %w", pid, ErrNotFound)
+		return nil, errorf("USDT context: process %d: %w", pid, ErrNotFound)
 	}
 	var cp *C.char
 	if path != "" {
 		what += " " + path
 		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("bcc: USDT context for %s: %w", what, ErrNotFound)
+			return nil, errorf("USDT context for %s: %w", what, ErrNotFound)
 		}
 		cp = C.CString(path)
 		defer C.free(unsafe.Pointer(cp))
@@ -149,7 +149,7 @@ func newUSDTContextPID(pid int, path string) (*USDTContext, error) {
 	if p == nil {
 		if procExited(pid) {
 			// A zombie, or gone meanwhile: libbcc found no mappings.
-			return nil, fmt.Errorf("bcc: USDT context: process %d has exited: %w", pid, ErrNotFound)
+			return nil, errorf("USDT context: process %d has exited: %w", pid, ErrNotFound)
 		}
 		return nil, usdtNewError(what, printed)
 	}
@@ -187,7 +187,7 @@ func (u *USDTContext) Probes() ([]USDTProbe, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.p == nil {
-		return nil, fmt.Errorf("bcc: USDT probes: %w", ErrClosed)
+		return nil, errorf("USDT probes: %w", ErrClosed)
 	}
 	return u.probesLocked(), nil
 }
@@ -222,7 +222,7 @@ func (u *USDTContext) ProbeArgs(probe string) ([]USDTArg, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.p == nil {
-		return nil, fmt.Errorf("bcc: %s: %w", what, ErrClosed)
+		return nil, errorf("%s: %w", what, ErrClosed)
 	}
 	var found []USDTProbe
 	for _, p := range u.probesLocked() {
@@ -232,9 +232,9 @@ func (u *USDTContext) ProbeArgs(probe string) ([]USDTArg, error) {
 	}
 	if len(found) != 1 {
 		if len(found) == 0 {
-			return nil, fmt.Errorf("bcc: %s: no such probe in %s: %w", what, u.describe(), ErrNotFound)
+			return nil, errorf("%s: no such probe in %s: %w", what, u.describe(), ErrNotFound)
 		}
-		return nil, fmt.Errorf("bcc: %s: several providers have it: name it provider:name", what)
+		return nil, errorf("%s: several providers have it: name it provider:name", what)
 	}
 	pr := found[0]
 	cprov := C.CString(pr.Provider)
@@ -247,7 +247,7 @@ func (u *USDTContext) ProbeArgs(probe string) ([]USDTArg, error) {
 		for loc := 0; loc < pr.NumLocations; loc++ {
 			var a C.struct_bcc_usdt_argument
 			if C.bcc_usdt_get_argument(u.p, cprov, cname, C.int(loc), C.int(i), &a) < 0 {
-				return nil, fmt.Errorf("bcc: %s: argument %d at location %d unreadable", what, i+1, loc)
+				return nil, errorf("%s: argument %d at location %d unreadable", what, i+1, loc)
 			}
 			sz := int(a.size)
 			if usdtAbs(sz) > usdtAbs(best) {
@@ -283,22 +283,22 @@ var cIdentRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func (u *USDTContext) EnableProbe(probe, fnName string) error {
 	what := fmt.Sprintf("enable USDT probe %q", probe)
 	if !cIdentRe.MatchString(fnName) {
-		return fmt.Errorf("bcc: %s: %q is not a C function name", what, fnName)
+		return errorf("%s: %q is not a C function name", what, fnName)
 	}
 	provider, name := "", probe
 	if i := strings.LastIndexByte(probe, ':'); i >= 0 {
 		provider, name = probe[:i], probe[i+1:]
 	}
 	if name == "" {
-		return fmt.Errorf("bcc: %s: empty probe name", what)
+		return errorf("%s: empty probe name", what)
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.p == nil {
-		return fmt.Errorf("bcc: %s: %w", what, ErrClosed)
+		return errorf("%s: %w", what, ErrClosed)
 	}
 	if u.used {
-		return fmt.Errorf("bcc: %s: the context is already used by a module", what)
+		return errorf("%s: the context is already used by a module", what)
 	}
 	var found []USDTProbe
 	for _, p := range u.probesLocked() {
@@ -308,16 +308,16 @@ func (u *USDTContext) EnableProbe(probe, fnName string) error {
 	}
 	switch {
 	case len(found) == 0:
-		return fmt.Errorf("bcc: %s: no such probe in %s: %w", what, u.describe(), ErrNotFound)
+		return errorf("%s: no such probe in %s: %w", what, u.describe(), ErrNotFound)
 	case len(found) > 1:
-		return fmt.Errorf("bcc: %s: several providers have it (%s, %s): name it provider:name", what, found[0].Provider, found[1].Provider)
+		return errorf("%s: several providers have it (%s, %s): name it provider:name", what, found[0].Provider, found[1].Provider)
 	}
 	key := found[0].Provider + ":" + found[0].Name
 	if fn, ok := u.enabled[key]; ok {
-		return fmt.Errorf("bcc: %s: already enabled (function %s)", what, fn)
+		return errorf("%s: already enabled (function %s)", what, fn)
 	}
 	if found[0].Semaphore != 0 && u.pid < 0 {
-		return fmt.Errorf("bcc: %s: the probe has a semaphore, which libbcc sets only in a running process: use NewUSDTContextFromPID: %w", what, ErrNotSupported)
+		return errorf("%s: the probe has a semaphore, which libbcc sets only in a running process: use NewUSDTContextFromPID: %w", what, ErrNotSupported)
 	}
 	cprov := C.CString(found[0].Provider)
 	defer C.free(unsafe.Pointer(cprov))
@@ -387,11 +387,11 @@ func NewModuleWithUSDT(code string, cflags []string, ctxs ...*USDTContext) (*Mod
 	}
 	for i, u := range ctxs {
 		if u == nil {
-			return nil, fmt.Errorf("bcc: USDT module: context %d is nil", i)
+			return nil, errorf("USDT module: context %d is nil", i)
 		}
 		for _, v := range ctxs[:i] {
 			if v == u {
-				return nil, fmt.Errorf("bcc: USDT module: context %d given twice", i)
+				return nil, errorf("USDT module: context %d given twice", i)
 			}
 		}
 	}
@@ -402,13 +402,13 @@ func NewModuleWithUSDT(code string, cflags []string, ctxs ...*USDTContext) (*Mod
 	}
 	for i, u := range ctxs {
 		if u.p == nil {
-			return nil, fmt.Errorf("bcc: USDT module: context %d: %w", i, ErrClosed)
+			return nil, errorf("USDT module: context %d: %w", i, ErrClosed)
 		}
 		if u.used {
-			return nil, fmt.Errorf("bcc: USDT module: context %d (%s) already used by a module", i, u.describe())
+			return nil, errorf("USDT module: context %d (%s) already used by a module", i, u.describe())
 		}
 		if len(u.enabled) == 0 {
-			return nil, fmt.Errorf("bcc: USDT module: context %d (%s) has no enabled probe", i, u.describe())
+			return nil, errorf("USDT module: context %d (%s) has no enabled probe", i, u.describe())
 		}
 	}
 	args, err := usdtGenArgs(ctxs)
@@ -430,7 +430,7 @@ func NewModuleWithUSDT(code string, cflags []string, ctxs ...*USDTContext) (*Mod
 		// m is not shared yet, so nothing can be closing it; checked anyway.
 		if err := m.own(&usdtCloser{u}); err != nil {
 			m.Close()
-			return nil, fmt.Errorf("bcc: USDT module: %w", err)
+			return nil, errorf("USDT module: %w", err)
 		}
 	}
 	return m, nil
@@ -468,7 +468,7 @@ func (m *Module) attachUSDT(u *USDTContext) error {
 	usdtUprobes = nil
 	usdtMu.Unlock()
 	if len(ups) == 0 {
-		return fmt.Errorf("bcc: USDT module: %s: no location to attach to: %w", u.describe(), ErrNotFound)
+		return errorf("USDT module: %s: no location to attach to: %w", u.describe(), ErrNotFound)
 	}
 	for _, up := range ups {
 		what := fmt.Sprintf("attach USDT function %s at %s:0x%x", up.fn, up.bin, up.addr)
@@ -480,7 +480,7 @@ func (m *Module) attachUSDT(u *USDTContext) error {
 		// want a file offset.
 		path, off, err := resolveSymbolPath(up.bin, "", up.addr, up.pid)
 		if err != nil {
-			return fmt.Errorf("bcc: %s: %w", what, err)
+			return errorf("%s: %w", what, err)
 		}
 		if err := m.begin(what); err != nil {
 			return err

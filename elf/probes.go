@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/iovisor/gobpf/internal/bpfsys"
+	"github.com/iovisor/gobpf/internal/probeevent"
 )
 
 var tracefsRoots = []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}
@@ -125,12 +125,6 @@ func pmuProbe(pmu string, ret bool, target string, offset uint64, pid int) (int,
 	return perfEventOpen(uint32(typ), config, target, offset, pid)
 }
 
-var safeEventRegexp = regexp.MustCompile("[^a-zA-Z0-9]")
-
-func safeEventName(event string) string {
-	return safeEventRegexp.ReplaceAllString(event, "_")
-}
-
 // addProbeEvent writes a kprobe_events/uprobe_events line and returns the
 // new event's tracepoint id.
 func addProbeEvent(root, file, line, group, event string) (uint64, error) {
@@ -225,7 +219,9 @@ func (b *Module) EnableKprobe(secName string, maxactive int) error {
 			typ += strconv.Itoa(maxactive)
 		}
 	}
-	event := fmt.Sprintf("gobpf_%d_%s_%s", os.Getpid(), typ[:1], safeEventName(fn))
+	event := probeevent.Name(typ[:1], fn, probeevent.MaxNameLen) // unique across restarts; removes stale entries first
+	probeevent.CleanStaleOnce(root, "kprobe_events")
+	defer probeevent.Hold(root, "kprobe_events")() // until the entry is opened
 	id, err := addProbeEvent(root, "kprobe_events", fmt.Sprintf("%s:%s %s", typ, event, fn), "kprobes", event)
 	if err != nil && isRet && maxactive > 0 {
 		// Older kernels reject maxactive: retry without it.
@@ -390,7 +386,9 @@ func AttachUprobePid(uprobe *Uprobe, pid int, path string, offset uint64) error 
 	if isRet {
 		typ = "r"
 	}
-	event := fmt.Sprintf("gobpf_%d_%s_%s_%x", os.Getpid(), typ, safeEventName(filepath.Base(abs)), offset)
+	event := probeevent.Name(typ, fmt.Sprintf("%s_%x", filepath.Base(abs), offset), probeevent.MaxNameLen) // unique across restarts
+	probeevent.CleanStaleOnce(root, "uprobe_events")
+	defer probeevent.Hold(root, "uprobe_events")() // until the entry is opened
 	id, err := addProbeEvent(root, "uprobe_events", fmt.Sprintf("%s:%s %s:%#x", typ, event, abs, offset), "uprobes", event)
 	if err != nil {
 		return fmt.Errorf("elf: attaching uprobe %q: %w", uprobe.Name, errors.Join(pmuErr, err))
