@@ -95,12 +95,15 @@ type mapSpec struct {
 	Flags      uint32
 	Pinning    uint32
 	Namespace  string
-	BTF        bool // defined in ".maps" (libbpf pinning semantics)
+	BTF        bool        // defined in ".maps" (libbpf pinning semantics)
+	Global     *globalSpec // global data sections only (globaldata.go)
 }
 
 type mapReloc struct {
-	insn int    // index of the ld_imm64 instruction
-	name string // map name
+	insn  int    // index of the ld_imm64 instruction
+	name  string // map name
+	value bool   // global data: address of the map's value + off
+	off   uint32
 }
 
 // progSpec is one program section, linked with the .text subprograms it calls.
@@ -111,6 +114,7 @@ type progSpec struct {
 	Type     bpfsys.ProgType
 	Insns    []bpfsys.Insn
 	relocs   []mapReloc
+	Info     secInfo // libbpf-style type, attach type and target (sections.go)
 }
 
 // objectSpec is everything Load needs from an object file.
@@ -120,6 +124,8 @@ type objectSpec struct {
 	Maps    []*mapSpec
 	Progs   []*progSpec
 	ID      string // hex digest of the object's contents, for PIN_OBJECT_NS
+	BTF     []byte // raw .BTF and .BTF.ext sections, if any
+	BTFExt  []byte
 }
 
 func hostLittleEndian() bool {
@@ -238,6 +244,24 @@ func (p *parser) parse() (*objectSpec, error) {
 				return nil, fmt.Errorf("elf: section %q: %w", s.Name, err)
 			}
 			p.spec.Maps = append(p.spec.Maps, m)
+		case isGlobalSection(s):
+			m, err := p.globalData(i)
+			if err != nil {
+				return nil, fmt.Errorf("elf: global data section %q: %w", s.Name, err)
+			}
+			if m != nil {
+				p.spec.Maps = append(p.spec.Maps, m)
+			}
+		case s.Name == ".BTF" || s.Name == ".BTF.ext":
+			d, err := p.data(i)
+			if err != nil {
+				return nil, fmt.Errorf("elf: %w", err)
+			}
+			if s.Name == ".BTF" {
+				p.spec.BTF = d
+			} else {
+				p.spec.BTFExt = d
+			}
 		case s.Name == ".maps":
 			ms, err := p.btfMaps()
 			if err != nil {
@@ -262,15 +286,19 @@ func (p *parser) parse() (*objectSpec, error) {
 		seen[m.Name] = true
 	}
 	for i, s := range p.f.Sections {
-		kind, typ, ok := classify(s.Name)
-		if !ok || s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_EXECINSTR == 0 {
+		if s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_EXECINSTR == 0 || s.Name == ".text" {
 			continue
 		}
-		prog, err := p.program(i, kind, typ)
+		kind, info, err := p.programSection(s)
+		if err != nil {
+			return nil, err
+		}
+		prog, err := p.program(i, kind, info.typ)
 		if err != nil {
 			return nil, fmt.Errorf("elf: program section %q: %w", s.Name, err)
 		}
 		if prog != nil {
+			prog.Info = info
 			p.spec.Progs = append(p.spec.Progs, prog)
 		}
 	}
@@ -390,7 +418,11 @@ func (p *parser) relocsFor(target int, insns []bpfsys.Insn) ([]mapReloc, []callR
 				if err != nil {
 					return nil, nil, fmt.Errorf("relocation at %#x: %w", roff, err)
 				}
-				maps = append(maps, mapReloc{insn: idx, name: name})
+				mr := mapReloc{insn: idx, name: name}
+				if isGlobalSection(symSec) {
+					mr.value, mr.off = true, uint32(sym.Value)+uint32(insns[idx].Imm)
+				}
+				maps = append(maps, mr)
 			case rBPF64_32:
 				if insns[idx].Code != opCall || insns[idx].Regs>>4 != pseudoCall {
 					return nil, nil, fmt.Errorf("call relocation at %#x for %q: instruction is not a bpf-to-bpf call", roff, sym.Name)
@@ -418,6 +450,8 @@ func (p *parser) mapNameFor(sym elf.Symbol, sec *elf.Section, insn bpfsys.Insn) 
 	switch {
 	case strings.HasPrefix(sec.Name, "maps/"):
 		return strings.TrimPrefix(sec.Name, "maps/"), nil
+	case isGlobalSection(sec):
+		return sec.Name, nil
 	case sec.Name == ".maps":
 		if elf.ST_TYPE(sym.Info) != elf.STT_SECTION {
 			return sym.Name, nil
@@ -555,7 +589,8 @@ func (p *parser) linkText(prog *progSpec, insns *[]bpfsys.Insn, calls []callRelo
 		all[base+c.insn].Imm = int32(c.target - c.insn - 1)
 	}
 	for _, m := range tmaps {
-		prog.relocs = append(prog.relocs, mapReloc{insn: base + m.insn, name: m.name})
+		m.insn += base
+		prog.relocs = append(prog.relocs, m)
 	}
 	*insns = all
 	return nil
