@@ -52,7 +52,8 @@ func isReadOnlySection(name string) bool {
 // globalSpec is a global data section's initial value.
 type globalSpec struct {
 	Init   []byte
-	Freeze bool // .rodata: frozen once initialised
+	Freeze bool              // .rodata: frozen once initialised
+	Vars   map[string]uint32 // variable offsets, from the ELF symbols
 }
 
 // globalData reads a global data section into a map spec (nil if empty).
@@ -78,6 +79,16 @@ func (p *parser) globalData(i int) (*mapSpec, error) {
 		Name: s.Name, Section: s.Name, Type: uint32(bpfsys.BPF_MAP_TYPE_ARRAY),
 		KeySize: 4, ValueSize: uint32(len(init)), MaxEntries: 1, Global: &globalSpec{Init: init},
 	}
+	// BTF DATASECs in objects have offsets 0 (libbpf fixes them up from
+	// the symbol table): the symbols say where each variable is.
+	m.Global.Vars = map[string]uint32{}
+	if _, err := p.symbols(); err == nil {
+		for _, sym := range p.bySec[i] {
+			if elf.ST_TYPE(sym.Info) == elf.STT_OBJECT && sym.Value+sym.Size <= s.Size {
+				m.Global.Vars[sym.Name] = uint32(sym.Value)
+			}
+		}
+	}
 	if isReadOnlySection(s.Name) {
 		m.Flags, m.Global.Freeze = bpfsys.BPF_F_RDONLY_PROG, true
 	} else {
@@ -88,17 +99,18 @@ func (p *parser) globalData(i int) (*mapSpec, error) {
 
 // globalMap is a loaded global data map, mmap'd when it can be.
 type globalMap struct {
-	m   *Map
-	mem []byte
-	ro  bool
+	m       *Map
+	mem     []byte // the value, within mapping
+	mapping []byte
+	ro      bool
 }
 
 func (g *globalMap) unmap() error {
-	if g.mem == nil {
+	if g.mapping == nil {
 		return nil
 	}
-	err := unix.Munmap(g.mem)
-	g.mem = nil
+	err := unix.Munmap(g.mapping)
+	g.mem, g.mapping = nil, nil
 	return err
 }
 
@@ -124,7 +136,7 @@ func (b *Module) initGlobal(m *Map, ms *mapSpec) error {
 		if err != nil {
 			return fmt.Errorf("elf: mapping %s: %w", ms.Name, err)
 		}
-		g.mem = mem[:len(gs.Init)]
+		g.mem, g.mapping = mem[:len(gs.Init)], mem
 	}
 	b.x.globals[ms.Name] = g
 	return nil
@@ -162,7 +174,21 @@ func findVar(spec *objectSpec, name string) (*globalVar, error) {
 			if err != nil {
 				return nil, fmt.Errorf("elf: variable %q: %w", name, err)
 			}
-			return &globalVar{section: t.name, off: si.offset, size: si.size, typ: vt, btf: bt}, nil
+			size, err := bt.sizeof(v.size)
+			if err != nil {
+				return nil, fmt.Errorf("elf: variable %q: %w", name, err)
+			}
+			for _, ms := range spec.Maps {
+				if ms.Name != t.name || ms.Global == nil {
+					continue
+				}
+				off, ok := ms.Global.Vars[name]
+				if !ok || uint64(off)+uint64(size) > uint64(len(ms.Global.Init)) {
+					return nil, fmt.Errorf("elf: variable %q: no symbol for it in %s", name, t.name)
+				}
+				return &globalVar{section: t.name, off: off, size: size, typ: vt, btf: bt}, nil
+			}
+			return nil, fmt.Errorf("elf: variable %q: section %s: %w", name, t.name, ErrNotFound)
 		}
 	}
 	return nil, fmt.Errorf("elf: variable %q: no such global variable in the object's BTF: %w", name, ErrNotFound)
