@@ -527,27 +527,21 @@ func typesCompat(ls *Spec, lid TypeID, t *Spec, tid TypeID, depth int) (bool, er
 // typesMatch is libbpf's stricter TYPE_MATCHES relation.
 func typesMatch(ls *Spec, lid TypeID, t *Spec, tid TypeID, behindPtr bool, depth int) (bool, error) {
 	for ; depth > 0; depth-- {
-		lt, err := ls.Type(lid)
-		if err != nil {
-			return false, err
-		}
-		tt, err := t.Type(tid)
-		if err != nil {
-			return false, err
-		}
-		if !namesMatch(lt.Name, tt.Name) {
-			return false, nil
-		}
+		var err error
+		// Names are compared after skipping typedefs (root typedefs were
+		// matched by name already, when picking candidates).
 		if lid, err = ls.Resolve(lid); err != nil {
 			return false, err
 		}
 		if tid, err = t.Resolve(tid); err != nil {
 			return false, err
 		}
-		if lt, err = ls.Type(lid); err != nil {
+		lt, err := ls.Type(lid)
+		if err != nil {
 			return false, err
 		}
-		if tt, err = t.Type(tid); err != nil {
+		tt, err := t.Type(tid)
+		if err != nil {
 			return false, err
 		}
 		if !namesMatch(lt.Name, tt.Name) {

@@ -167,13 +167,13 @@ func compute(local *Spec, r CORERelo, targets []*Spec) (relocation, *coreSpec, e
 	if err != nil {
 		return relocation{}, nil, err
 	}
-	var rel relocation
-	if rel.local, err = calc(r.Kind, ls); err != nil {
-		return relocation{}, ls, err
-	}
 	if r.Kind == TypeIDLocal {
 		v := uint64(r.TypeID)
 		return relocation{local: result{val: v}, target: result{val: v}}, ls, nil
+	}
+	var rel relocation
+	if rel.local, err = calc(r.Kind, ls); err != nil {
+		return relocation{}, ls, err
 	}
 	root, err := local.Type(r.TypeID)
 	if err != nil {
