@@ -276,6 +276,7 @@ func (b *Module) load(spec *objectSpec, params map[string]SectionParams) error {
 		}
 		version = v
 	}
+	b.prepareBTF(spec)
 	for _, ms := range spec.Maps {
 		m, err := createMap(ms, spec, params["maps/"+ms.Name])
 		if err != nil {

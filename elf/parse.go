@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/iovisor/gobpf/internal/bpfsys"
+	"github.com/iovisor/gobpf/internal/btf"
 )
 
 // This file turns an eBPF ELF object into an objectSpec without touching
@@ -115,6 +116,7 @@ type progSpec struct {
 	Insns    []bpfsys.Insn
 	relocs   []mapReloc
 	Info     secInfo // libbpf-style type, attach type and target (sections.go)
+	TextBase int     // index where .text was appended, 0 if it was not
 }
 
 // objectSpec is everything Load needs from an object file.
@@ -126,6 +128,9 @@ type objectSpec struct {
 	ID      string // hex digest of the object's contents, for PIN_OBJECT_NS
 	BTF     []byte // raw .BTF and .BTF.ext sections, if any
 	BTFExt  []byte
+	// DataSecs: sizes and symbol offsets of allocated sections, for the
+	// BTF DATASEC fixups (core.go).
+	DataSecs map[string]btf.DataSec
 }
 
 func hostLittleEndian() bool {
@@ -302,6 +307,7 @@ func (p *parser) parse() (*objectSpec, error) {
 			p.spec.Progs = append(p.spec.Progs, prog)
 		}
 	}
+	p.spec.DataSecs = p.dataSecs()
 	p.spec.ID = hex.EncodeToString(h.Sum(nil))[:32]
 	return &p.spec, nil
 }
@@ -593,5 +599,6 @@ func (p *parser) linkText(prog *progSpec, insns *[]bpfsys.Insn, calls []callRelo
 		prog.relocs = append(prog.relocs, m)
 	}
 	*insns = all
+	prog.TextBase = base
 	return nil
 }

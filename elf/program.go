@@ -47,6 +47,7 @@ type moduleExt struct {
 	globals  map[string]*globalMap // by section name (globaldata.go)
 	opts     LoadOptions
 	rings    map[*RingBuf]struct{}
+	btf      *objBTF // core.go
 }
 
 func (x *moduleExt) init() {
@@ -111,6 +112,9 @@ func (b *Module) loadProg(spec *objectSpec, ps *progSpec, insns []bpfsys.Insn, v
 			return -1, fmt.Errorf("elf: program %q: %w", ps.Section, err)
 		}
 		o.attachBTFID = id
+	}
+	if err := b.relocateCORE(ps, insns); err != nil {
+		return -1, fmt.Errorf("elf: program %q: %w", ps.Section, err)
 	}
 	b.objBTFProg(spec, ps, o)
 	fd, err := progLoad(o)
@@ -200,6 +204,8 @@ func (b *Module) closeModern() error {
 	for _, g := range b.x.globals {
 		errs = append(errs, g.unmap())
 	}
+	errs = append(errs, b.x.btf.close())
+	b.x.btf = nil
 	seen := map[*Program]bool{}
 	for _, k := range sortedKeys(b.x.programs) {
 		p := b.x.programs[k]
