@@ -24,6 +24,7 @@ import (
 
 var (
 	errEPERM    = unix.EPERM
+	errEINVAL   = unix.EINVAL
 	errENOTSUPP = unix.Errno(524) // the kernel's ENOTSUPP
 )
 

@@ -118,6 +118,13 @@ func (b *Module) loadProg(spec *objectSpec, ps *progSpec, insns []bpfsys.Insn, v
 	}
 	b.objBTFProg(spec, ps, o)
 	fd, err := progLoad(o)
+	if err != nil && ps.Info.kind == attachKindTC && o.attach != 0 && errors.Is(err, errEINVAL) {
+		// Kernels before 6.6 know no TCX attach types: load it as a
+		// plain classifier (attaching it through TCX then reports
+		// ErrNotSupported), as libbpf does for optional attach types.
+		o.attach = 0
+		fd, err = progLoad(o)
+	}
 	if err != nil {
 		var ve *bpfsys.VerifierError
 		if errors.As(err, &ve) {
