@@ -330,9 +330,18 @@ func (s *btfSpec) btfMapDef(name string, typ uint32) (*mapSpec, error) {
 				}
 				m.ValueSize, valueFromType = n, true
 			}
+		case "values":
+			inner, err := s.btfMapValues(mem.typ)
+			if err != nil {
+				return nil, err
+			}
+			m.Inner = &innerSpec{def: inner}
 		default:
 			return nil, fmt.Errorf("unsupported BTF map member %q", mem.name)
 		}
+	}
+	if m.Inner != nil && m.ValueSize == 0 {
+		m.ValueSize = 4 // a map or program fd
 	}
 	return m, nil
 }

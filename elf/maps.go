@@ -160,7 +160,7 @@ func createMap(ms *mapSpec, spec *objectSpec, params SectionParams) (*Map, error
 	}
 	attr := &bpfsys.MapCreateAttr{
 		MapType: bpfsys.MapType(def.Type), KeySize: def.KeySize, ValueSize: def.ValueSize,
-		MaxEntries: def.MaxEntries, MapFlags: def.Flags,
+		MaxEntries: def.MaxEntries, MapFlags: def.Flags, InnerMapFd: uint32(def.innerFD),
 	}
 	attr.SetName(ms.Name)
 	fd, err := bpfsys.MapCreate(attr)

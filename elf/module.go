@@ -278,7 +278,7 @@ func (b *Module) load(spec *objectSpec, params map[string]SectionParams) error {
 	}
 	b.prepareBTF(spec)
 	for _, ms := range spec.Maps {
-		m, err := createMap(ms, spec, params["maps/"+ms.Name])
+		m, err := b.createMapInner(ms, spec, params["maps/"+ms.Name])
 		if err != nil {
 			return err
 		}
@@ -287,6 +287,9 @@ func (b *Module) load(spec *objectSpec, params map[string]SectionParams) error {
 		if err := b.initGlobal(m, ms); err != nil {
 			return err
 		}
+	}
+	if err := b.fillSlots(spec, false); err != nil {
+		return err
 	}
 	for _, ps := range spec.Progs {
 		insns := append([]bpfsys.Insn(nil), ps.Insns...)
@@ -312,6 +315,9 @@ func (b *Module) load(spec *objectSpec, params map[string]SectionParams) error {
 		}
 		b.addProgram(ps, fd)
 		b.addModern(ps, fd)
+	}
+	if err := b.fillSlots(spec, true); err != nil {
+		return err
 	}
 	return nil
 }

@@ -98,6 +98,8 @@ type mapSpec struct {
 	Namespace  string
 	BTF        bool        // defined in ".maps" (libbpf pinning semantics)
 	Global     *globalSpec // global data sections only (globaldata.go)
+	Inner      *innerSpec  // __array(values, ...) maps (mapinmap.go)
+	innerFD    int         // at load: the inner map template, 0 if none
 }
 
 type mapReloc struct {
@@ -289,6 +291,13 @@ func (p *parser) parse() (*objectSpec, error) {
 			return nil, fmt.Errorf("elf: duplicate map %q", m.Name)
 		}
 		seen[m.Name] = true
+	}
+	for i, s := range p.f.Sections {
+		if s.Name == ".maps" {
+			if err := p.mapInitialValues(i); err != nil {
+				return nil, fmt.Errorf("elf: BTF map initial values: %w", err)
+			}
+		}
 	}
 	for i, s := range p.f.Sections {
 		if s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_EXECINSTR == 0 || s.Name == ".text" {

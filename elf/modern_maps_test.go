@@ -1,0 +1,121 @@
+package elf
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/iovisor/gobpf/internal/testutil"
+)
+
+const mapInMapSrc = `
+const volatile __u32 target_tgid = 0;
+
+struct inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+};
+struct inner in_a SEC(".maps"), in_b SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner);
+} outer SEC(".maps") = { .values = { &in_a, &in_b } };
+
+int tail_target(void *ctx);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__array(values, int (void *));
+} jmp SEC(".maps") = { .values = { [2] = (void *)&tail_target } };
+
+__u64 tail_hits, fallthrough;
+
+SEC("tp/gobpf/tail")
+int tail_target(void *ctx)
+{
+	__sync_fetch_and_add(&tail_hits, 1);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_getpgid")
+int entry(void *ctx)
+{
+	__u32 k = 1, z = 0;
+	void *in;
+	__u64 *v;
+	if ((bpf_get_current_pid_tgid() >> 32) != target_tgid)
+		return 0;
+	in = bpf_map_lookup_elem(&outer, &k);
+	if (in) {
+		v = bpf_map_lookup_elem(in, &z);
+		if (v)
+			__sync_fetch_and_add(v, 1);
+	}
+	bpf_tail_call(ctx, &jmp, 0); /* empty slot: falls through */
+	__sync_fetch_and_add(&fallthrough, 1);
+	bpf_tail_call(ctx, &jmp, 2);
+	return 0;
+}
+`
+
+// TestModernMapInMapAndProgArray: an array of maps with initial inner maps
+// and a program array whose initial value wires a tail call at load.
+func TestModernMapInMapAndProgArray(t *testing.T) {
+	t.Cleanup(testutil.CheckLeaks(t))
+	const n = 11
+	m := NewModule(compileModernSnippet(t, mapInMapSrc, "-DBPF_NO_PRESERVE_ACCESS_INDEX"))
+	defer m.Close()
+	if err := m.SetConstant("target_tgid", uint32(os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Load(nil); err != nil {
+		t.Fatal(err)
+	}
+	l := attach(t, m, "entry", (*Program).Attach)
+	for i := 0; i < n; i++ {
+		unix.Getpgid(0)
+	}
+	l.Close()
+	var a, b, th, ft uint64
+	k := uint32(0)
+	if err := m.LookupElement(m.Map("in_a"), unsafe.Pointer(&k), unsafe.Pointer(&a)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.LookupElement(m.Map("in_b"), unsafe.Pointer(&k), unsafe.Pointer(&b)); err != nil {
+		t.Fatal(err)
+	}
+	m.ReadVariable("tail_hits", &th)
+	m.ReadVariable("fallthrough", &ft)
+	if a != 0 || b != n {
+		t.Errorf("inner maps: in_a %d, in_b %d; want 0, %d (outer[1] = in_b)", a, b, n)
+	}
+	if th != n || ft != n {
+		t.Errorf("tail calls: %d into slot 2, %d fell through slot 0; want %d, %d", th, ft, n, n)
+	}
+}
+
+func TestModernMapInitialValueErrors(t *testing.T) {
+	_, err := parseFile(t, compileModernSnippet(t, `
+struct inner { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } in_a SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, int (void *));
+} jmp SEC(".maps") = { .values = { (void *)&in_a } };
+SEC("tp/syscalls/sys_enter_getpgid") int entry(void *ctx) { bpf_tail_call(ctx, &jmp, 0); return 0; }
+`, "-DBPF_NO_PRESERVE_ACCESS_INDEX"))
+	if err == nil || !strings.Contains(err.Error(), `points to "in_a", not a program`) {
+		t.Errorf("program array holding a map: %v", err)
+	}
+}
