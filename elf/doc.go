@@ -20,9 +20,37 @@
 //	xdp...                         XDPProgram, Attach / AttachXDP
 //	sched_cls/..., sched_act/...   SchedProgram (load only)
 //
+// libbpf's section names are recognised too (sections.go), each with the
+// program type and expected attach type libbpf gives it: tp/, tracepoint/,
+// raw_tp/, raw_tracepoint/, tp_btf/, fentry/, fexit/, fmod_ret/, lsm/,
+// iter/ (attach BTF id from the kernel's BTF), kprobe/, kretprobe/,
+// ksyscall/, kretsyscall/, uprobe/ and uretprobe/ (BINARY:FUNCTION),
+// usdt/ (load only), perf_event, xdp, tc, tcx/ingress, tcx/egress,
+// classifier, socket, cgroup_skb/ingress|egress, cgroup/sock_create,
+// cgroup/connect4|6, cgroup/bind4|6, cgroup/sendmsg4|6,
+// cgroup/recvmsg4|6, cgroup/getsockopt|setsockopt, cgroup/sysctl,
+// cgroup/dev, sockops, sk_msg, sk_skb/stream_verdict. A section with code
+// whose name is neither gobpf's nor libbpf's is an error. Module.Program
+// (by function or section name) returns a *Program whose Attach,
+// AttachTracepoint, AttachKprobe, AttachUprobe, AttachInterface (XDP, TCX),
+// AttachCgroup, AttachSocket, AttachMap (sockmaps) and AttachPerfEvent
+// return a *Link: Close detaches that one attachment; bpf_links can be
+// pinned (Link.Pin, LoadPinnedLink).
+//
 // Programs may call non-inlined functions in .text (bpf-to-bpf calls).
-// Global data (.data, .rodata, .bss), extern symbols, CO-RE relocations and
-// several programs in one section are rejected with an error.
+// Extern symbols and several programs in one section are rejected.
+//
+// # Global data, BTF and CO-RE
+//
+// .data, .rodata (and .rodata.*, .data.*) and .bss are single-entry array
+// maps named after their section. SetConstant sets a variable (a `const
+// volatile` in .rodata) between NewModule and Load, checked against its
+// BTF type and size; .rodata is frozen before the programs load.
+// ReadVariable and WriteVariable access .data/.bss (mmap'd) after Load.
+// The object's BTF is loaded into the kernel, so programs carry func_info
+// and line_info (verifier errors quote source lines), and CO-RE
+// relocations are applied against /sys/kernel/btf/vmlinux or the file in
+// LoadOptions.KernelBTF (LoadWithOptions).
 //
 // The "license" section holds the license string and the optional
 // "version" section a __u32 kernel version (0xFFFFFFFE: the running kernel).
@@ -59,8 +87,10 @@
 //	} name SEC(".maps");
 //
 // The members type, key_size, value_size, max_entries, map_flags,
-// numa_node (ignored), pinning, key and value are supported; others
-// (values, inner maps, map_extra) are rejected. LIBBPF_PIN_BY_NAME pins at
+// numa_node (ignored), pinning, key, value and values (__array: map-in-map
+// with initial inner maps, program arrays with initial programs, stored at
+// Load) are supported; others (map_extra...) are rejected. Ring buffers
+// are read with Module.OpenRingBuf. LIBBPF_PIN_BY_NAME pins at
 // /sys/fs/bpf/NAME, or /sys/fs/bpf/ + SectionParams.PinPath. The BTF itself
 // is not loaded into the kernel. SectionParams and CloseOptions of every
 // map, classic or BTF, are keyed "maps/NAME". A perf event array with
