@@ -91,8 +91,7 @@
 // with initial inner maps, program arrays with initial programs, stored at
 // Load) are supported; others (map_extra...) are rejected. Ring buffers
 // are read with Module.OpenRingBuf. LIBBPF_PIN_BY_NAME pins at
-// /sys/fs/bpf/NAME, or /sys/fs/bpf/ + SectionParams.PinPath. The BTF itself
-// is not loaded into the kernel. SectionParams and CloseOptions of every
+// /sys/fs/bpf/NAME, or /sys/fs/bpf/ + SectionParams.PinPath. SectionParams and CloseOptions of every
 // map, classic or BTF, are keyed "maps/NAME". A perf event array with
 // max_entries 0 gets one entry per possible CPU.
 //
