@@ -310,3 +310,24 @@ func TestCOREMemSizeUnguarded(t *testing.T) {
 		t.Fatalf("8-byte load of the kernel's 4-byte signed tgid: %v", err)
 	}
 }
+
+// TestCOREPoisonReachable loads a program whose poisoned instruction is
+// reachable: the verifier rejects it, and PoisonError names the field.
+func TestCOREPoisonReachable(t *testing.T) {
+	o := buildObj(t, "core.c")
+	insns, fs := relocate(t, o, "raw_tp/guarded")
+	// Patch the existence check's result to 1, as if the guard were wrong:
+	// the poisoned read becomes reachable.
+	f := fixup(t, fs, FieldExists, "task_struct___nope.no_such_field")
+	in := insns[f.Relo.Insn*8:]
+	binary.LittleEndian.PutUint32(in[4:], 1)
+	err := loadRawTP(insns)
+	if err == nil {
+		t.Fatal("a reachable poisoned call loaded")
+	}
+	pe := PoisonError(err.Error(), fs)
+	var ce *COREError
+	if !errors.As(pe, &ce) || ce.Field != "task_struct___nope.no_such_field" || ce.Program != "guarded" {
+		t.Fatalf("PoisonError(%v) = %v", err, pe)
+	}
+}

@@ -565,3 +565,32 @@ func describeAccess(s *Spec, r CORERelo) string {
 	}
 	return out
 }
+
+// PoisonError explains a verifier rejection caused by a poisoned
+// instruction: if log (a verifier log) reports a call to helper
+// PoisonHelper+N ("invalid func unknown#..."), it returns a *COREError for
+// the fixup of index N, else nil. Use it when loading a program whose
+// Relocate fixups include a poisoned one.
+func PoisonError(log string, fixups []Fixup) error {
+	for rest := log; ; {
+		i := strings.Index(rest, "unknown#")
+		if i < 0 {
+			return nil
+		}
+		rest = rest[i+len("unknown#"):]
+		j := 0
+		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+			j++
+		}
+		n, err := strconv.ParseUint(rest[:j], 10, 32)
+		if err != nil || n < PoisonHelper {
+			continue
+		}
+		for _, f := range fixups {
+			if f.Poison && uint64(PoisonHelper+f.Index) == n {
+				return &COREError{Program: f.Program, Insn: f.Relo.Insn, Kind: f.Relo.Kind, Field: f.Field, Type: f.Field,
+					Err: fmt.Errorf("%w: the kernel has no such field or type (or its size differs), and this use is reachable", ErrNotFound)}
+			}
+		}
+	}
+}
