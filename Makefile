@@ -34,6 +34,8 @@ FUZZTIME ?= 20s
 fuzz:
 	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzNewModule$$' -fuzztime $(FUZZTIME) ./elf/
 	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzReadCPURange$$' -fuzztime 5s ./pkg/cpurange/
+	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/btf/
+	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzCORE$$' -fuzztime $(FUZZTIME) ./internal/btf/
 
 # Kprobes on a kernel that has them (Debian 6.1 under qemu, see tests/vm/).
 test-vm: setup-vm

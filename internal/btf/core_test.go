@@ -275,3 +275,59 @@ func TestCORERun(t *testing.T) {
 		}
 	}
 }
+
+// TestCOREMemSize checks load size adjustment: the local field is 8 bytes,
+// the kernel's 4. An unsigned field is read with a 4-byte load; a signed
+// one cannot be, and its load is poisoned.
+func TestCOREMemSize(t *testing.T) {
+	o := buildObj(t, "core.c")
+	k, _ := LoadKernel()
+	_, flagsOff := memberOf(t, k, "task_struct", "flags")
+	orig := o.progs["raw_tp/direct"]
+	insns, fs := relocate(t, o, "raw_tp/direct")
+	f := fixup(t, fs, FieldByteOffset, "task_struct___sz.flags")
+	in, was := insns[f.Relo.Insn*8:], orig[f.Relo.Insn*8:]
+	if f.Poison || f.Target != uint64(flagsOff/8) || binary.LittleEndian.Uint16(in[2:]) != uint16(flagsOff/8) {
+		t.Fatalf("flags: %+v, insn % x", f, in[:8])
+	}
+	if was[0] != 0x79 || in[0] != 0x61 { // LDX DW -> LDX W
+		t.Fatalf("load of flags: opcode %#x -> %#x, want 0x79 -> 0x61", was[0], in[0])
+	}
+	g := fixup(t, fs, FieldByteOffset, "task_struct___sz.tgid")
+	if !g.Poison || insns[g.Relo.Insn*8] != 0x85 {
+		t.Fatalf("signed tgid read with another size: %+v, insn % x", g, insns[g.Relo.Insn*8:][:8])
+	}
+}
+
+func TestCOREMemSizeUnguarded(t *testing.T) {
+	o := buildObj(t, "core.c")
+	k, _ := LoadKernel()
+	id := mustType(t, o.spec, "task_struct___sz", KindStruct)
+	ext := &Ext{Sections: map[string]*ExtSection{"x": {COREs: []CORERelo{{Insn: 0, TypeID: id, Access: "0:1", Kind: FieldByteOffset}}}}}
+	insns := []byte{0x79, 0x10, 8, 0, 0, 0, 0, 0} // r0 = *(u64 *)(r1 + 8)
+	_, err := Relocate(insns, "x", o.spec, ext, []*Spec{k})
+	if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), "task_struct___sz.tgid") {
+		t.Fatalf("8-byte load of the kernel's 4-byte signed tgid: %v", err)
+	}
+}
+
+// TestCOREPoisonReachable loads a program whose poisoned instruction is
+// reachable: the verifier rejects it, and PoisonError names the field.
+func TestCOREPoisonReachable(t *testing.T) {
+	o := buildObj(t, "core.c")
+	insns, fs := relocate(t, o, "raw_tp/guarded")
+	// Patch the existence check's result to 1, as if the guard were wrong:
+	// the poisoned read becomes reachable.
+	f := fixup(t, fs, FieldExists, "task_struct___nope.no_such_field")
+	in := insns[f.Relo.Insn*8:]
+	binary.LittleEndian.PutUint32(in[4:], 1)
+	err := loadRawTP(insns)
+	if err == nil {
+		t.Fatal("a reachable poisoned call loaded")
+	}
+	pe := PoisonError(err.Error(), fs)
+	var ce *COREError
+	if !errors.As(pe, &ce) || ce.Field != "task_struct___nope.no_such_field" || ce.Program != "guarded" {
+		t.Fatalf("PoisonError(%v) = %v", err, pe)
+	}
+}

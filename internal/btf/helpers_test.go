@@ -144,6 +144,17 @@ func (o *testObj) insns(t testing.TB, sec string) []byte {
 	return append([]byte(nil), b...)
 }
 
+// loadRawTP tries to load insns as a raw tracepoint program.
+func loadRawTP(insns []byte) error {
+	prog := make([]bpfsys.Insn, len(insns)/8)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&prog[0])), len(insns)), insns)
+	fd, err := bpfsys.ProgLoad(&bpfsys.ProgLoadAttr{Type: bpfsys.BPF_PROG_TYPE_RAW_TRACEPOINT, Insns: prog, License: "GPL"})
+	if err == nil {
+		unix.Close(fd)
+	}
+	return err
+}
+
 // runRawTP loads insns as a raw tracepoint program and runs it once with
 // BPF_PROG_TEST_RUN in this thread's context, returning its result.
 func runRawTP(t testing.TB, name string, insns []byte) uint32 {

@@ -110,8 +110,9 @@ func elfSection(img []byte, name string) ([]byte, error) {
 	return sec.Data()
 }
 
-// readFile reads a whole file, bounded by maxBTFBytes. Files in sysfs
-// report their true size; others may not, so read until EOF.
+// readFile reads a whole file, bounded by maxBTFBytes, into one buffer
+// sized from stat (sysfs reports BTF files' true size); files that grow
+// or report no size are read on until EOF.
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -125,13 +126,21 @@ func readFile(path string) ([]byte, error) {
 	if size > maxBTFBytes {
 		return nil, fmt.Errorf("%s: %d bytes is more than the %d accepted", path, size, maxBTFBytes)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	n, err := buf.ReadFrom(io.LimitReader(f, maxBTFBytes+1))
-	if err != nil {
-		return nil, err
+	buf := make([]byte, 0, size+1)
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > maxBTFBytes {
+				return nil, fmt.Errorf("%s: more than the %d bytes accepted", path, maxBTFBytes)
+			}
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if n > maxBTFBytes {
-		return nil, fmt.Errorf("%s: more than the %d bytes accepted", path, maxBTFBytes)
-	}
-	return buf.Bytes(), nil
 }

@@ -302,7 +302,7 @@ func Relocate(insns []byte, section string, local *Spec, ext *Ext, targets []*Sp
 		if f.Poison && !guards.covers(local, r) {
 			return nil, fail(fmt.Errorf("%w: no %s in the kernel's BTF has it", ErrNotFound, describeAccess(local, r)))
 		}
-		if err := patch(insns, local.order, r.Insn, i, rel, &f); err != nil {
+		if err := patch(insns, local.order, r.Insn, i, rel, guards.covers(local, r), &f); err != nil {
 			return nil, fail(err)
 		}
 		fixups = append(fixups, f)
@@ -329,7 +329,9 @@ var sizeBytes = map[uint8]uint32{0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
 var bytesSize = map[uint32]uint8{4: 0x00, 2: 0x08, 1: 0x10, 8: 0x18}
 
 // patch rewrites instruction n for a computed relocation.
-func patch(insns []byte, o binary.ByteOrder, n uint32, idx int, rel relocation, f *Fixup) error {
+// A load or store whose size cannot follow the field's (a signed or
+// non-integer field of another size) is poisoned if guarded, else an error.
+func patch(insns []byte, o binary.ByteOrder, n uint32, idx int, rel relocation, guarded bool, f *Fixup) error {
 	in := insns[n*8 : n*8+8]
 	code := in[0]
 	poison := func() {
@@ -366,6 +368,10 @@ func patch(insns []byte, o binary.ByteOrder, n uint32, idx int, rel relocation, 
 			return fmt.Errorf("instruction %d: offset %d too big", n, newVal)
 		}
 		if rel.memszFail {
+			if !guarded {
+				return fmt.Errorf("%w: instruction %d accesses %d bytes, the kernel's field has %d and is not an unsigned integer or pointer",
+					ErrNotSupported, n, rel.local.size, rel.target.size)
+			}
 			poison()
 			return nil
 		}
@@ -558,4 +564,33 @@ func describeAccess(s *Spec, r CORERelo) string {
 		}
 	}
 	return out
+}
+
+// PoisonError explains a verifier rejection caused by a poisoned
+// instruction: if log (a verifier log) reports a call to helper
+// PoisonHelper+N ("invalid func unknown#..."), it returns a *COREError for
+// the fixup of index N, else nil. Use it when loading a program whose
+// Relocate fixups include a poisoned one.
+func PoisonError(log string, fixups []Fixup) error {
+	for rest := log; ; {
+		i := strings.Index(rest, "unknown#")
+		if i < 0 {
+			return nil
+		}
+		rest = rest[i+len("unknown#"):]
+		j := 0
+		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+			j++
+		}
+		n, err := strconv.ParseUint(rest[:j], 10, 32)
+		if err != nil || n < PoisonHelper {
+			continue
+		}
+		for _, f := range fixups {
+			if f.Poison && uint64(PoisonHelper+f.Index) == n {
+				return &COREError{Program: f.Program, Insn: f.Relo.Insn, Kind: f.Relo.Kind, Field: f.Field, Type: f.Field,
+					Err: fmt.Errorf("%w: the kernel has no such field or type (or its size differs), and this use is reachable", ErrNotFound)}
+			}
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"unsafe"
@@ -50,7 +49,8 @@ type Spec struct {
 	strBase uint32   // length of the base's strings (split BTF)
 
 	nameOnce sync.Once
-	byName   []TypeID // own named types sorted by essential name, then name
+	byEss    map[string]uint32 // essential name -> 1 + index of the first own type
+	next     []uint32          // 1 + index of the next type of the same essential name
 }
 
 // Parse parses raw BTF (the contents of an ELF .BTF section or a raw BTF
@@ -224,50 +224,35 @@ func essential(name string) string {
 	return name
 }
 
-// buildNames sorts this Spec's own named types by essential name.
+// buildNames indexes this Spec's own named types by essential name: a
+// map from the name to the first type, and a chain to the next ones (two
+// allocations besides the map, no per-name slices).
 func (s *Spec) buildNames() {
-	ids := make([]TypeID, 0, len(s.offs)/2)
-	for i, off := range s.offs {
-		if s.order.Uint32(s.types[off:]) != 0 {
-			ids = append(ids, s.firstID+TypeID(i))
+	s.byEss = make(map[string]uint32, len(s.offs)/2)
+	s.next = make([]uint32, len(s.offs))
+	// Walk backwards so that chains come out in ascending ID order.
+	for i := len(s.offs) - 1; i >= 0; i-- {
+		nameOff := s.order.Uint32(s.types[s.offs[i]:])
+		if nameOff == 0 {
+			continue
 		}
+		ess := essential(s.name(nameOff))
+		if ess == "" {
+			continue
+		}
+		s.next[i] = s.byEss[ess] // 0: end of chain (index+1 stored)
+		s.byEss[ess] = uint32(i) + 1
 	}
-	names := make([]string, len(ids))
-	for i, id := range ids {
-		names[i] = s.name(s.order.Uint32(s.types[s.offs[id-s.firstID]:]))
-	}
-	sort.Sort(byName{ids, names})
-	s.byName = ids
-}
-
-type byName struct {
-	ids   []TypeID
-	names []string
-}
-
-func (b byName) Len() int { return len(b.ids) }
-func (b byName) Less(i, j int) bool {
-	ei, ej := essential(b.names[i]), essential(b.names[j])
-	if ei != ej {
-		return ei < ej
-	}
-	return b.names[i] < b.names[j]
-}
-func (b byName) Swap(i, j int) {
-	b.ids[i], b.ids[j] = b.ids[j], b.ids[i]
-	b.names[i], b.names[j] = b.names[j], b.names[i]
 }
 
 // ownByEssential returns this Spec's own types whose essential name is ess.
 func (s *Spec) ownByEssential(ess string) []TypeID {
 	s.nameOnce.Do(s.buildNames)
-	ids := s.byName
-	lo := sort.Search(len(ids), func(i int) bool { return essential(s.typeName(ids[i])) >= ess })
-	hi := lo
-	for hi < len(ids) && essential(s.typeName(ids[hi])) == ess {
-		hi++
+	var out []TypeID
+	for i := s.byEss[ess]; i != 0; i = s.next[i-1] {
+		out = append(out, s.firstID+TypeID(i-1))
 	}
-	return ids[lo:hi:hi]
+	return out
 }
 
 // typeName is the name of an own type (no checks beyond the index).

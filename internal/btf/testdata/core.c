@@ -118,3 +118,18 @@ int array(void *ctx)
 	bpf_core_read(&c, 1, &t->comm[2]);
 	return c;
 }
+
+// Fields whose size differs from the kernel's: an unsigned one is read
+// with a narrower load; a signed one cannot be and is poisoned.
+struct task_struct___sz {
+	unsigned long long flags;
+	long long tgid;
+} __attribute__((preserve_access_index));
+
+SEC("raw_tp/direct")
+int direct(struct task_struct___sz *t)
+{
+	if (bpf_core_field_exists(t->tgid))
+		return t->flags + t->tgid;
+	return 0;
+}
