@@ -320,11 +320,13 @@ func (s *btfSpec) btfMapDef(name string, typ uint32) (*mapSpec, error) {
 				return nil, fmt.Errorf("member %s: %w", mem.name, err)
 			}
 			if mem.name == "key" {
+				m.btfKey = pt.size
 				if m.KeySize != 0 && m.KeySize != n {
 					return nil, fmt.Errorf("key type size %d disagrees with key_size %d", n, m.KeySize)
 				}
 				m.KeySize, keyFromType = n, true
 			} else {
+				m.btfValue = pt.size
 				if m.ValueSize != 0 && m.ValueSize != n {
 					return nil, fmt.Errorf("value type size %d disagrees with value_size %d", n, m.ValueSize)
 				}

@@ -157,11 +157,12 @@ func hasCORE(s *btf.ExtSection) bool { return len(s.COREs) > 0 }
 
 // relocateCORE applies the CO-RE relocations of the program's section and
 // of the .text it links, in place.
-func (b *Module) relocateCORE(ps *progSpec, insns []bpfsys.Insn) error {
+func (b *Module) relocateCORE(ps *progSpec, insns []bpfsys.Insn) ([]btf.Fixup, error) {
 	ob := b.x.btf
 	if ob == nil || ob.ext == nil {
-		return nil
+		return nil, nil
 	}
+	var all []btf.Fixup
 	parts := []struct {
 		sec      string
 		from, to int
@@ -178,22 +179,45 @@ func (b *Module) relocateCORE(ps *progSpec, insns []bpfsys.Insn) error {
 			continue
 		}
 		if ob.local == nil {
-			return fmt.Errorf("CO-RE relocations but unusable BTF: %w", ob.loadEr)
+			return nil, fmt.Errorf("CO-RE relocations but unusable BTF: %w", ob.loadEr)
 		}
 		ks, err := b.kernelSpec()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		raw := encodeInsns(insns[part.from:part.to])
-		if _, err := btf.Relocate(raw, part.sec, ob.local, ob.ext, []*btf.Spec{ks}); err != nil {
+		fx, err := btf.Relocate(raw, part.sec, ob.local, ob.ext, []*btf.Spec{ks})
+		if err != nil {
 			if errors.Is(err, btf.ErrNotSupported) && !errors.Is(err, ErrNotSupported) {
 				err = fmt.Errorf("%w (%w)", err, ErrNotSupported)
 			}
-			return fmt.Errorf("CO-RE: %w", err)
+			return nil, fmt.Errorf("CO-RE: %w", err)
 		}
+		all = append(all, fx...)
 		decodeInsns(raw, insns[part.from:part.to])
 	}
-	return nil
+	return all, nil
+}
+
+// mapBTF gives a map creation the object's BTF key and value types:
+// a DATASEC for global data, the __type(key/value) of BTF maps.
+func (b *Module) mapBTF(def *mapSpec) {
+	ob := b.x.btf
+	if ob == nil || ob.fd < 0 || ob.local == nil {
+		return
+	}
+	switch {
+	case def.Global != nil:
+		id, err := ob.local.TypeByName(def.Name, btf.KindDatasec)
+		if err != nil {
+			return
+		}
+		def.btfValue = uint32(id)
+	case def.BTF && (def.btfKey != 0 || def.btfValue != 0):
+	default:
+		return
+	}
+	def.btfFD = ob.fd
 }
 
 // objBTFProg gives a program load the object's BTF with the func_info and

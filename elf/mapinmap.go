@@ -257,17 +257,18 @@ func (b *Module) fillSlots(spec *objectSpec, progs bool) error {
 }
 
 // createMapInner is createMap with the inner map template a map-in-map
-// needs.
+// needs, and with the object's BTF types (core.go).
 func (b *Module) createMapInner(ms *mapSpec, spec *objectSpec, params SectionParams) (*Map, error) {
+	def := *ms
+	b.mapBTF(&def)
 	if ms.Inner == nil || ms.Inner.def == nil {
-		return createMap(ms, spec, params)
+		return createMap(&def, spec, params)
 	}
 	tfd, err := innerTemplate(ms)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(tfd)
-	def := *ms
 	def.innerFD = tfd
 	return createMap(&def, spec, params)
 }

@@ -8,8 +8,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/iovisor/gobpf/internal/bpfsys"
 	"github.com/iovisor/gobpf/internal/testutil"
 )
+
+func bpfsysSyscallInfo(attr unsafe.Pointer, size uintptr) (int, error) {
+	return bpfsys.Syscall(bpfsys.BPF_OBJ_GET_INFO_BY_FD, attr, size)
+}
 
 const mapInMapSrc = `
 const volatile __u32 target_tgid = 0;
@@ -117,5 +122,38 @@ SEC("tp/syscalls/sys_enter_getpgid") int entry(void *ctx) { bpf_tail_call(ctx, &
 `, "-DBPF_NO_PRESERVE_ACCESS_INDEX"))
 	if err == nil || !strings.Contains(err.Error(), `points to "in_a", not a program`) {
 		t.Errorf("program array holding a map: %v", err)
+	}
+}
+
+// mapBTFInfo returns btf_id, btf_key_type_id and btf_value_type_id of a map.
+func mapBTFInfo(t *testing.T, fd int) (uint32, uint32, uint32) {
+	t.Helper()
+	var buf [128]byte
+	attr := struct {
+		Fd      uint32
+		InfoLen uint32
+		Info    unsafe.Pointer
+	}{Fd: uint32(fd), InfoLen: uint32(len(buf)), Info: unsafe.Pointer(&buf[0])}
+	if _, err := bpfsysSyscallInfo(unsafe.Pointer(&attr), unsafe.Sizeof(attr)); err != nil {
+		t.Fatal(err)
+	}
+	u := func(off int) uint32 { return *(*uint32)(unsafe.Pointer(&buf[off])) }
+	return u(64), u(68), u(72)
+}
+
+// TestModernMapBTF: maps carry the object's BTF key and value types (global
+// data maps their DATASEC), as bpftool shows them.
+func TestModernMapBTF(t *testing.T) {
+	t.Cleanup(testutil.CheckLeaks(t))
+	m := loadModern(t, uint32(os.Getpid()), 1)
+	for _, name := range []string{"uprobe_hits", ".bss", ".data", ".rodata"} {
+		mp := m.Map(name)
+		if mp == nil {
+			t.Fatalf("no map %s", name)
+		}
+		id, key, val := mapBTFInfo(t, mp.Fd())
+		if id == 0 || val == 0 || (name == "uprobe_hits" && key == 0) {
+			t.Errorf("map %s: btf id %d, key type %d, value type %d; want BTF types", name, id, key, val)
+		}
 	}
 }

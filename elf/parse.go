@@ -100,6 +100,9 @@ type mapSpec struct {
 	Global     *globalSpec // global data sections only (globaldata.go)
 	Inner      *innerSpec  // __array(values, ...) maps (mapinmap.go)
 	innerFD    int         // at load: the inner map template, 0 if none
+	btfFD      int         // at load: the object's BTF, 0 if none (core.go)
+	btfKey     uint32      // BTF type ids of __type(key/value) members
+	btfValue   uint32
 }
 
 type mapReloc struct {

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/iovisor/gobpf/internal/bpfsys"
+	"github.com/iovisor/gobpf/internal/btf"
 )
 
 // Program is any loaded program, whatever its section family: the handle
@@ -113,7 +114,8 @@ func (b *Module) loadProg(spec *objectSpec, ps *progSpec, insns []bpfsys.Insn, v
 		}
 		o.attachBTFID = id
 	}
-	if err := b.relocateCORE(ps, insns); err != nil {
+	fixups, err := b.relocateCORE(ps, insns)
+	if err != nil {
 		return -1, fmt.Errorf("elf: program %q: %w", ps.Section, err)
 	}
 	b.objBTFProg(spec, ps, o)
@@ -129,6 +131,9 @@ func (b *Module) loadProg(spec *objectSpec, ps *progSpec, insns []bpfsys.Insn, v
 		var ve *bpfsys.VerifierError
 		if errors.As(err, &ve) {
 			b.log = []byte(ve.Log)
+			if perr := btf.PoisonError(ve.Log, fixups); perr != nil {
+				err = fmt.Errorf("%w (%w)", perr, err)
+			}
 		}
 		if ps.Info.kind == attachKindTracing || ps.Info.kind == attachKindIter {
 			if errors.Is(err, errEPERM) {
