@@ -157,3 +157,53 @@ func TestModernMapBTF(t *testing.T) {
 		}
 	}
 }
+
+// TestModernStringAndCustomSections: string literals (.rodata.str1.1),
+// custom .rodata.NAME and .data.NAME sections become frozen/mmap'd maps
+// like .rodata and .data; bpf_snprintf formats from the frozen string.
+func TestModernStringAndCustomSections(t *testing.T) {
+	t.Cleanup(testutil.CheckLeaks(t))
+	m := NewModule(compileModernSnippet(t, `
+const volatile __u32 target_tgid = 0;
+const volatile int custom_const SEC(".rodata.custom") = 5;
+int custom_var SEC(".data.custom") = 7;
+char out[32];
+SEC("tp/syscalls/sys_enter_getpgid")
+int fmt(void *ctx)
+{
+	__u64 args[2];
+	if ((bpf_get_current_pid_tgid() >> 32) != target_tgid)
+		return 0;
+	args[0] = custom_const;
+	args[1] = custom_var;
+	bpf_snprintf(out, sizeof(out), "gobpf %d+%d", args, sizeof(args));
+	return 0;
+}
+`, "-DBPF_NO_PRESERVE_ACCESS_INDEX"))
+	defer m.Close()
+	m.SetConstant("target_tgid", uint32(os.Getpid()))
+	if err := m.SetConstant("custom_const", int32(40)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Load(nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range []string{".rodata.str1.1", ".rodata.custom", ".data.custom"} {
+		if m.Map(sec) == nil {
+			t.Errorf("no map for section %s", sec)
+		}
+	}
+	if err := m.WriteVariable("custom_var", int32(2)); err != nil {
+		t.Fatal(err)
+	}
+	l := attach(t, m, "fmt", (*Program).Attach)
+	unix.Getpgid(0)
+	l.Close()
+	var out [32]byte
+	if err := m.ReadVariable("out", &out); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out[:strings.IndexByte(string(out[:]), 0)]); got != "gobpf 40+2" {
+		t.Errorf("bpf_snprintf wrote %q, want %q", got, "gobpf 40+2")
+	}
+}
