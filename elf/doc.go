@@ -20,7 +20,7 @@
 //	xdp...                         XDPProgram, Attach / AttachXDP
 //	sched_cls/..., sched_act/...   SchedProgram (load only)
 //
-// libbpf's section names are recognised too (sections.go), each with the
+// libbpf's section names are recognised too (secdefs.go), each with the
 // program type and expected attach type libbpf gives it: tp/, tracepoint/,
 // raw_tp/, raw_tracepoint/, tp_btf/, fentry/, fexit/, fmod_ret/, lsm/,
 // iter/ (attach BTF id from the kernel's BTF), kprobe/, kretprobe/,

@@ -120,7 +120,7 @@ type progSpec struct {
 	Type     bpfsys.ProgType
 	Insns    []bpfsys.Insn
 	relocs   []mapReloc
-	Info     secInfo // libbpf-style type, attach type and target (sections.go)
+	Info     secInfo // libbpf-style type, attach type and target (secdefs.go)
 	TextBase int     // index where .text was appended, 0 if it was not
 }
 
