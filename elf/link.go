@@ -439,8 +439,9 @@ func (l *Link) OpenIter() (*os.File, error) {
 
 // AttachInterface attaches an xdp or tc/tcx program to network device
 // ifname (in the calling thread's network namespace): XDP through an XDP
-// link (netlink on old kernels), tc through a TCX link (6.6+; tcx/egress and
-// tc/egress sections attach on egress, the others on ingress).
+// link (netlink on old kernels), tc through a TCX link (6.6+; before, a
+// direct-action cls_bpf filter under a clsact qdisc). tcx/egress and
+// tc/egress sections attach on egress, the others on ingress.
 func (p *Program) AttachInterface(ifname string) (*Link, error) {
 	ifc, err := net.InterfaceByName(ifname)
 	if err != nil {
@@ -476,13 +477,18 @@ func (p *Program) AttachInterface(ifname string) (*Link, error) {
 		}
 		defer p.mod.mu.Unlock()
 		fd, err := linkCreate(pfd, ifc.Index, typ, 0)
-		if err != nil {
-			if noLink(err) {
-				err = fmt.Errorf("%w: TCX links need kernel 6.6+ (%w)", ErrNotSupported, err)
-			}
+		if err == nil {
+			return p.newLink(fd, true, "tcx "+ifname, nil), nil
+		}
+		if !noLink(err) {
 			return nil, fmt.Errorf("elf: attach %s to %s: %w", p.Section, ifname, err)
 		}
-		return p.newLink(fd, true, "tcx "+ifname, nil), nil
+		// No TCX (before 6.6): a cls_bpf filter under clsact.
+		detach, lerr := attachTCLegacy(ifc.Index, pfd, p.FuncName, typ == attachTCXEgress)
+		if lerr != nil {
+			return nil, fmt.Errorf("elf: attach %s to %s: no TCX (%v), and tc: %w", p.Section, ifname, err, lerr)
+		}
+		return p.newLink(-1, false, "tc "+ifname, detach), nil
 	}
 	return nil, p.wrongKind("AttachInterface")
 }

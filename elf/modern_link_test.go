@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -472,4 +473,63 @@ func io_ReadFull(c net.Conn, b []byte) (int, error) {
 		}
 	}
 	return got, nil
+}
+
+// TestModernTCLegacy: the fallback for kernels without TCX, a cls_bpf
+// filter under clsact, counts ingress and egress and is removed by detach.
+func TestModernTCLegacy(t *testing.T) {
+	t.Cleanup(testutil.CheckLeaks(t))
+	const n = 5
+	pid := os.Getpid()
+	ns, dev, peer := fmt.Sprintf("gobpf-emt-%d", pid), fmt.Sprintf("gemt%d", pid%100000), fmt.Sprintf("gemtp%d", pid%100000)
+	a, b := 150+pid%50, (pid/50)%250
+	devAddr, peerAddr := fmt.Sprintf("10.%d.%d.1", a, b), fmt.Sprintf("10.%d.%d.2", a, b)
+	port := uint16(40000 + pid%20000)
+	testutil.VethPair(t, ns, dev, peer, devAddr, peerAddr)
+	m := loadModern(t, uint32(pid), port)
+	ifc, err := net.InterfaceByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := m.Program("tcx_in")
+	out, _ := m.Program("tcx_out")
+	detachIn, err := attachTCLegacy(ifc.Index, in.Fd(), "tcx_in", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	detachOut, err := attachTCLegacy(ifc.Index, out.Fd(), "tcx_out", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := testutil.Run(t, "tc", "filter", "show", "dev", dev, "ingress"); !strings.Contains(f, "tcx_in") || !strings.Contains(f, "direct-action") {
+		t.Errorf("tc filter show: %s", f)
+	}
+	s := socketInNetns(t, ns)
+	defer unix.Close(s)
+	h, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(h)
+	ip4 := func(s string) [4]byte { var a [4]byte; copy(a[:], net.ParseIP(s).To4()); return a }
+	for i := 0; i < n; i++ {
+		unix.Sendto(s, []byte("in"), 0, &unix.SockaddrInet4{Port: int(port), Addr: ip4(devAddr)})
+		unix.Sendto(h, []byte("out"), 0, &unix.SockaddrInet4{Port: int(port), Addr: ip4(peerAddr)})
+	}
+	var c [mMax]uint64
+	for i := 0; i < 250; i++ {
+		if c = counts(t, m); c[mTCXIn] == n && c[mTCXOut] == n {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c[mTCXIn] != n || c[mTCXOut] != n {
+		t.Errorf("cls_bpf counted %d in, %d out; want %d", c[mTCXIn], c[mTCXOut], n)
+	}
+	if err := errors.Join(detachIn(), detachOut()); err != nil {
+		t.Fatal(err)
+	}
+	if f := testutil.Run(t, "tc", "filter", "show", "dev", dev, "ingress"); strings.Contains(f, "tcx_in") {
+		t.Errorf("filter still there after detach: %s", f)
+	}
 }
