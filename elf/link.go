@@ -530,7 +530,8 @@ func (p *Program) AttachCgroup(path string) (*Link, error) {
 }
 
 // AttachSocket attaches a socket filter to socket fd (SO_ATTACH_BPF); Close
-// detaches it (SO_DETACH_BPF) if the socket is still open.
+// detaches it (SO_DETACH_BPF). The link holds a duplicate of the socket fd
+// until then.
 func (p *Program) AttachSocket(sockFd int) (*Link, error) {
 	if p.info.kind != attachKindSocket {
 		return nil, p.wrongKind("AttachSocket")
@@ -540,13 +541,20 @@ func (p *Program) AttachSocket(sockFd int) (*Link, error) {
 		return nil, err
 	}
 	defer p.mod.mu.Unlock()
-	if err := unix.SetsockoptInt(sockFd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, pfd); err != nil {
+	// The link keeps its own reference to the socket, so that detaching
+	// never hits another socket that reused the caller's fd number.
+	dup, err := unix.FcntlInt(uintptr(sockFd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
 		return nil, fmt.Errorf("elf: attach %s to socket %d: %w", p.Section, sockFd, err)
 	}
-	return p.newLink(-1, false, fmt.Sprintf("socket %d", sockFd), func() error {
-		err := unix.SetsockoptInt(sockFd, unix.SOL_SOCKET, unix.SO_DETACH_BPF, 0)
-		if errors.Is(err, unix.EBADF) || errors.Is(err, unix.ENOTSOCK) || errors.Is(err, unix.ENOENT) {
-			return nil // the socket is gone, and the filter with it
+	if err := unix.SetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, pfd); err != nil {
+		unix.Close(dup)
+		return nil, fmt.Errorf("elf: attach %s to socket %d: %w", p.Section, sockFd, err)
+	}
+	return p.newLink(dup, false, fmt.Sprintf("socket %d", sockFd), func() error {
+		err := unix.SetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_DETACH_BPF, 0)
+		if errors.Is(err, unix.ENOENT) {
+			return nil // already detached
 		}
 		return err
 	}), nil
