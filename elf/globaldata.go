@@ -292,9 +292,13 @@ func (b *Module) loadedVar(name string) (*globalVar, *globalMap, error) {
 	if !b.loaded {
 		return nil, nil, fmt.Errorf("elf: variable %q: %w", name, ErrNotLoaded)
 	}
-	v, err := findVar(b.spec, name)
-	if err != nil {
-		return nil, nil, err
+	v, ok := b.x.vars[name]
+	if !ok {
+		var err error
+		if v, err = findVar(b.spec, name); err != nil {
+			return nil, nil, err
+		}
+		b.x.vars[name] = v
 	}
 	g, ok := b.x.globals[v.section]
 	if !ok || g.m.fd < 0 {

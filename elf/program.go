@@ -48,7 +48,8 @@ type moduleExt struct {
 	globals  map[string]*globalMap // by section name (globaldata.go)
 	opts     LoadOptions
 	rings    map[*RingBuf]struct{}
-	btf      *objBTF // core.go
+	btf      *objBTF               // core.go
+	vars     map[string]*globalVar // globaldata.go: variables looked up so far
 }
 
 func (x *moduleExt) init() {
@@ -56,6 +57,7 @@ func (x *moduleExt) init() {
 	x.links = map[*Link]struct{}{}
 	x.globals = map[string]*globalMap{}
 	x.rings = map[*RingBuf]struct{}{}
+	x.vars = map[string]*globalVar{}
 }
 
 // Program returns the program whose C function or section is name.
