@@ -175,3 +175,40 @@ int dump_task(struct bpf_iter__task *ctx)
 		t.Errorf("iterator output %q, want %q", out, want)
 	}
 }
+
+// TestModernTracingFmodRetFentry: an fmod_ret program makes getpgid fail
+// with EPERM for this process only, through its link.
+func TestModernTracingFmodRetFentry(t *testing.T) {
+	t.Cleanup(testutil.CheckLeaks(t))
+	m := loadTracing(t, "fmod_ret (fentry family)", `
+SEC("fmod_ret/__x64_sys_getpgid")
+int BPF_PROG(deny_getpgid, struct pt_regs *regs, int ret)
+{
+	if (!mine())
+		return 0;
+	__sync_fetch_and_add(&hits, 1);
+	return -1; /* -EPERM */
+}
+`)
+	p, err := m.Program("deny_getpgid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ExpectedAttachType() != uint32(attachModifyReturn) {
+		t.Errorf("expected attach type %d", p.ExpectedAttachType())
+	}
+	l, err := p.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.Getpgid(0); !errors.Is(err, unix.EPERM) {
+		t.Errorf("getpgid with fmod_ret attached: %v, want EPERM", err)
+	}
+	l.Close()
+	if _, err := unix.Getpgid(0); err != nil {
+		t.Errorf("getpgid after the link closed: %v", err)
+	}
+	if h := hits(t, m); h != 1 {
+		t.Errorf("fmod_ret ran %d times, want 1", h)
+	}
+}
