@@ -146,11 +146,8 @@ func calc(k COREKind, sp *coreSpec) (result, error) {
 		if sp == nil {
 			return result{}, errPoison
 		}
-		es, err := sp.s.Enums(sp.acc[0].typeID)
-		if err != nil {
-			return result{}, err
-		}
-		return result{val: es[sp.acc[0].idx].Value, validate: true}, nil
+		v, err := sp.s.enumValue(sp.acc[0].typeID, sp.acc[0].idx)
+		return result{val: v, validate: true}, err
 	}
 	return result{}, fmt.Errorf("%w: CO-RE relocation kind %d", ErrNotSupported, uint32(k))
 }
