@@ -331,3 +331,28 @@ func TestCOREPoisonReachable(t *testing.T) {
 		t.Fatalf("PoisonError(%v) = %v", err, pe)
 	}
 }
+
+// TestCORESignedEnum relocates a negative enumerator into an immediate.
+func TestCORESignedEnum(t *testing.T) {
+	b := newBuilder(binary.LittleEndian)
+	e := b.add(KindEnum|0x80, "neg", 1, 4, b.str("N"), 0xfffffffe) // signed: -2
+	local, err := Parse(b.bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := newBuilder(binary.LittleEndian)
+	tb.add(KindEnum|0x80, "neg", 2, 4, tb.str("M"), 5, tb.str("N"), 0xfffffff0) // -16
+	target, err := Parse(tb.bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := &Ext{Sections: map[string]*ExtSection{"x": {COREs: []CORERelo{{TypeID: e, Access: "0", Kind: EnumvalValue}}}}}
+	insns := []byte{0xb7, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff} // r0 = -2
+	fs, err := Relocate(insns, "x", local, ext, []*Spec{target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := int32(binary.LittleEndian.Uint32(insns[4:])); got != -16 || int64(fs[0].Target) != -16 {
+		t.Fatalf("enum value %d (%+v), want -16", got, fs[0])
+	}
+}

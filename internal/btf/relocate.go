@@ -352,7 +352,7 @@ func patch(insns []byte, o binary.ByteOrder, n uint32, idx int, rel relocation, 
 		if rel.local.validate && imm != rel.local.val&0xffffffff {
 			return fmt.Errorf("instruction %d holds %d, the object's types give %d", n, imm, rel.local.val)
 		}
-		if newVal > 0xffffffff {
+		if fits := newVal <= 0xffffffff || (int64(newVal) < 0 && int64(newVal) >= -1<<31); !fits {
 			return fmt.Errorf("instruction %d: value %d does not fit a 32-bit immediate", n, newVal)
 		}
 		o.PutUint32(in[4:], uint32(newVal))
