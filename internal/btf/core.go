@@ -60,6 +60,7 @@ type Fixup struct {
 	Local   uint64 // value for the object's own types
 	Target  uint64 // value patched in
 	Poison  bool   // instruction replaced by a call to PoisonHelper+Index
+	Type    string // the local root type, e.g. "struct task_struct"
 	Field   string // the access resolved to names, e.g. "task_struct.real_parent"
 }
 

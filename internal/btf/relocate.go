@@ -262,7 +262,8 @@ func sizeAdjustable(ls *Spec, lid TypeID, t *Spec, tid TypeID) bool {
 // checks that thing's existence (bpf_core_field_exists and friends on the
 // same type and access, or bpf_core_type_exists on its type), since the
 // guarded use is then dead code on this kernel; otherwise they are a
-// *COREError naming the program, type and field.
+// *COREError naming the program, type and field. On error, insns may be
+// partly patched: discard them.
 func Relocate(insns []byte, section string, local *Spec, ext *Ext, targets []*Spec) ([]Fixup, error) {
 	sec := ext.Section(section)
 	if len(sec.COREs) == 0 {
@@ -295,9 +296,11 @@ func Relocate(insns []byte, section string, local *Spec, ext *Ext, targets []*Sp
 			return nil, fail(err)
 		}
 		f := Fixup{Relo: r, Index: i, Program: prog, Local: rel.local.val, Target: rel.target.val,
-			Poison: rel.target.poison, Field: describeAccess(local, r)}
+			Poison: rel.target.poison, Type: rootName, Field: describeAccess(local, r)}
 		if f.Poison && !guards.covers(local, r) {
-			return nil, fail(fmt.Errorf("%w: no %s in the kernel's BTF has it", ErrNotFound, describeAccess(local, r)))
+			root, _ := local.Type(r.TypeID)
+			return nil, fail(fmt.Errorf("%w: the kernel's BTF has no %s (no %s named %s has it) and the program does not check its existence",
+				ErrNotFound, f.Field, root.Kind, essential(root.Name)))
 		}
 		if err := patch(insns, local.order, r.Insn, i, rel, guards.covers(local, r), &f); err != nil {
 			return nil, fail(err)
@@ -585,7 +588,7 @@ func PoisonError(log string, fixups []Fixup) error {
 		}
 		for _, f := range fixups {
 			if f.Poison && uint64(PoisonHelper+f.Index) == n {
-				return &COREError{Program: f.Program, Insn: f.Relo.Insn, Kind: f.Relo.Kind, Field: f.Field, Type: f.Field,
+				return &COREError{Program: f.Program, Insn: f.Relo.Insn, Kind: f.Relo.Kind, Field: f.Field, Type: f.Type,
 					Err: fmt.Errorf("%w: the kernel has no such field or type (or its size differs), and this use is reachable", ErrNotFound)}
 			}
 		}
