@@ -156,6 +156,10 @@ func calc(k COREKind, sp *coreSpec) (result, error) {
 type relocation struct {
 	local, target result
 	memszFail     bool
+	// localEnum32: the object's enum is a 32-bit ENUM (clang < 15 writes
+	// 64-bit enums that way), so only the immediate's low 32 bits can be
+	// checked against it.
+	localEnum32 bool
 }
 
 // compute resolves one record against the targets.
@@ -171,6 +175,9 @@ func compute(local *Spec, r CORERelo, targets []*Spec) (relocation, *coreSpec, e
 	var rel relocation
 	if rel.local, err = calc(r.Kind, ls); err != nil {
 		return relocation{}, ls, err
+	}
+	if r.Kind == EnumvalValue {
+		rel.localEnum32 = local.kindOf(ls.acc[0].typeID) == KindEnum
 	}
 	root, err := local.Type(r.TypeID)
 	if err != nil {
@@ -395,7 +402,7 @@ func patch(insns []byte, o binary.ByteOrder, n uint32, idx int, rel relocation, 
 			return fmt.Errorf("instruction %d: unexpected 64-bit immediate load form", n)
 		}
 		imm := uint64(o.Uint32(in[4:])) | uint64(o.Uint32(next[4:]))<<32
-		if rel.local.validate && imm != rel.local.val {
+		if rel.local.validate && imm != rel.local.val && !(rel.localEnum32 && uint32(imm) == uint32(rel.local.val)) {
 			return fmt.Errorf("instruction %d holds %d, the object's types give %d", n, imm, rel.local.val)
 		}
 		o.PutUint32(in[4:], uint32(newVal))
