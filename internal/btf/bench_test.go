@@ -33,6 +33,23 @@ func BenchmarkParseVmlinux(b *testing.B) {
 	}
 }
 
+// BenchmarkParseVmlinuxInMemory is the parse alone, on bytes already read
+// (parse never modifies them).
+func BenchmarkParseVmlinuxInMemory(b *testing.B) {
+	raw, err := readFile("/sys/kernel/btf/vmlinux")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := parse(raw, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkParseVmlinuxNameIndex adds building the name index (done on
 // the first lookup by name, e.g. the first CO-RE relocation).
 func BenchmarkParseVmlinuxNameIndex(b *testing.B) {

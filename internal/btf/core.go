@@ -60,6 +60,7 @@ type Fixup struct {
 	Local   uint64 // value for the object's own types
 	Target  uint64 // value patched in
 	Poison  bool   // instruction replaced by a call to PoisonHelper+Index
+	Type    string // the local root type, e.g. "struct task_struct"
 	Field   string // the access resolved to names, e.g. "task_struct.real_parent"
 }
 
@@ -268,14 +269,19 @@ func matchSpec(local *coreSpec, kind COREKind, t *Spec, candID TypeID) (*coreSpe
 		if tt.Kind != KindEnum && tt.Kind != KindEnum64 {
 			return nil, nil
 		}
-		es, err := t.Enums(id)
+		o, b, _, err := t.extra(id, KindEnum, KindEnum64)
 		if err != nil {
 			return nil, err
 		}
 		want := essential(local.acc[0].name)
-		for i, e := range es {
-			if e.Name != "" && essential(e.Name) == want {
-				ts.acc = []acc{{typeID: id, idx: i, name: e.Name}}
+		step := 8
+		if tt.Kind == KindEnum64 {
+			step = 12
+		}
+		for i := 0; i < tt.Vlen; i++ {
+			name := o.name(o.order.Uint32(b[step*i:]))
+			if name != "" && essential(name) == want {
+				ts.acc = []acc{{typeID: id, idx: i, name: name}}
 				ts.raw = []int{i}
 				return ts, nil
 			}
@@ -363,30 +369,36 @@ func matchMember(ls *Spec, la acc, t *Spec, id TypeID, ts *coreSpec, depth int) 
 	if err != nil {
 		return 0, false, err
 	}
-	ms, err := t.Members(id)
+	// Walk the raw members: no slice, and names compared in place.
+	o, b, _, err := t.extra(id, KindStruct, KindUnion)
 	if err != nil {
 		return 0, false, err
 	}
-	for i, m := range ms {
+	for i := 0; i < tt.Vlen; i++ {
 		if len(ts.raw) >= maxSpecLen {
 			return 0, false, invalidf("access deeper than %d", maxSpecLen)
 		}
-		ts.bitOffset += uint64(m.BitOffset)
+		r := b[12*i:]
+		nameOff, mtype, off := o.order.Uint32(r), TypeID(o.order.Uint32(r[4:])), o.order.Uint32(r[8:])
+		if tt.KindFlag {
+			off &= 0xffffff
+		}
+		ts.bitOffset += uint64(off)
 		ts.raw = append(ts.raw, i)
-		if m.Name == "" {
-			next, found, err := matchMember(ls, la, t, m.Type, ts, depth-1)
+		if nameOff == 0 || o.nameIs(nameOff, "") {
+			next, found, err := matchMember(ls, la, t, mtype, ts, depth-1)
 			if err != nil || found {
 				return next, found, err
 			}
-		} else if m.Name == lm.Name {
-			ok, err := fieldsCompat(ls, lm.Type, t, m.Type, maxResolveDep)
+		} else if o.nameIs(nameOff, lm.Name) {
+			ok, err := fieldsCompat(ls, lm.Type, t, mtype, maxResolveDep)
 			if err != nil || !ok {
 				return 0, false, err
 			}
-			ts.acc = append(ts.acc, acc{typeID: id, idx: i, name: m.Name})
-			return m.Type, true, nil
+			ts.acc = append(ts.acc, acc{typeID: id, idx: i, name: lm.Name})
+			return mtype, true, nil
 		}
-		ts.bitOffset -= uint64(m.BitOffset)
+		ts.bitOffset -= uint64(off)
 		ts.raw = ts.raw[:len(ts.raw)-1]
 	}
 	return 0, false, nil

@@ -14,6 +14,7 @@
 //	LoadKernel() (*Spec, error)                       // /sys/kernel/btf/vmlinux, parsed once per process
 //	LoadKernelModule(name string) (*Spec, error)      // /sys/kernel/btf/<name>, base LoadKernel()
 //	LoadFile(path string) (*Spec, error)              // raw BTF, or an ELF file's .BTF section
+//	LoadKernelModules() ([]*Spec, error)               // every loaded module with BTF (read anew each call)
 //
 // A Spec holds the raw bytes plus an offset index and decodes types on
 // demand; the index by name is built on the first lookup by name. It is

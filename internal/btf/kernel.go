@@ -144,3 +144,31 @@ func readFile(path string) ([]byte, error) {
 		}
 	}
 }
+
+// LoadKernelModules returns the split BTF of every loaded kernel module
+// that has some (each /sys/kernel/btf/<module>), for Relocate's targets
+// after LoadKernel's. It reads them anew on each call: modules come and go.
+func LoadKernelModules() ([]*Spec, error) {
+	ents, err := os.ReadDir(sysBTF)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("btf: %w", err)
+	}
+	var out []*Spec
+	for _, e := range ents {
+		if e.Name() == "vmlinux" {
+			continue
+		}
+		s, err := LoadKernelModule(e.Name())
+		if errors.Is(err, ErrNotFound) {
+			continue // unloaded meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

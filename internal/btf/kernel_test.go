@@ -3,6 +3,8 @@ package btf
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -178,7 +180,19 @@ func TestLoadFileAndModule(t *testing.T) {
 	if _, err := LoadKernelModule("../vmlinux"); err == nil {
 		t.Fatal("path traversal accepted")
 	}
-	if _, err := LoadKernelModule("no_such_module_gobpf"); err == nil {
-		t.Fatal("missing module loaded")
+	if _, err := LoadKernelModule("no_such_module_gobpf"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing module: %v", err)
 	}
+	// Every module's BTF continues vmlinux's.
+	ents, _ := os.ReadDir("/sys/kernel/btf")
+	mods, err := LoadKernelModules()
+	if err != nil || len(mods) != len(ents)-1 {
+		t.Fatalf("%d module BTFs for %d entries in /sys/kernel/btf: %v", len(mods), len(ents), err)
+	}
+	for _, m := range mods {
+		if m.FirstID() != TypeID(k.NumTypes()) || m.Base() != k {
+			t.Fatalf("module BTF starts at %d, vmlinux has %d types", m.FirstID(), k.NumTypes())
+		}
+	}
+	t.Logf("%d kernel modules with BTF", len(mods))
 }

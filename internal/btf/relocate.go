@@ -146,11 +146,8 @@ func calc(k COREKind, sp *coreSpec) (result, error) {
 		if sp == nil {
 			return result{}, errPoison
 		}
-		es, err := sp.s.Enums(sp.acc[0].typeID)
-		if err != nil {
-			return result{}, err
-		}
-		return result{val: es[sp.acc[0].idx].Value, validate: true}, nil
+		v, err := sp.s.enumValue(sp.acc[0].typeID, sp.acc[0].idx)
+		return result{val: v, validate: true}, err
 	}
 	return result{}, fmt.Errorf("%w: CO-RE relocation kind %d", ErrNotSupported, uint32(k))
 }
@@ -159,6 +156,10 @@ func calc(k COREKind, sp *coreSpec) (result, error) {
 type relocation struct {
 	local, target result
 	memszFail     bool
+	// localEnum32: the object's enum is a 32-bit ENUM (clang < 15 writes
+	// 64-bit enums that way), so only the immediate's low 32 bits can be
+	// checked against it.
+	localEnum32 bool
 }
 
 // compute resolves one record against the targets.
@@ -174,6 +175,9 @@ func compute(local *Spec, r CORERelo, targets []*Spec) (relocation, *coreSpec, e
 	var rel relocation
 	if rel.local, err = calc(r.Kind, ls); err != nil {
 		return relocation{}, ls, err
+	}
+	if r.Kind == EnumvalValue {
+		rel.localEnum32 = local.kindOf(ls.acc[0].typeID) == KindEnum
 	}
 	root, err := local.Type(r.TypeID)
 	if err != nil {
@@ -265,7 +269,8 @@ func sizeAdjustable(ls *Spec, lid TypeID, t *Spec, tid TypeID) bool {
 // checks that thing's existence (bpf_core_field_exists and friends on the
 // same type and access, or bpf_core_type_exists on its type), since the
 // guarded use is then dead code on this kernel; otherwise they are a
-// *COREError naming the program, type and field.
+// *COREError naming the program, type and field. On error, insns may be
+// partly patched: discard them.
 func Relocate(insns []byte, section string, local *Spec, ext *Ext, targets []*Spec) ([]Fixup, error) {
 	sec := ext.Section(section)
 	if len(sec.COREs) == 0 {
@@ -298,9 +303,11 @@ func Relocate(insns []byte, section string, local *Spec, ext *Ext, targets []*Sp
 			return nil, fail(err)
 		}
 		f := Fixup{Relo: r, Index: i, Program: prog, Local: rel.local.val, Target: rel.target.val,
-			Poison: rel.target.poison, Field: describeAccess(local, r)}
+			Poison: rel.target.poison, Type: rootName, Field: describeAccess(local, r)}
 		if f.Poison && !guards.covers(local, r) {
-			return nil, fail(fmt.Errorf("%w: no %s in the kernel's BTF has it", ErrNotFound, describeAccess(local, r)))
+			root, _ := local.Type(r.TypeID)
+			return nil, fail(fmt.Errorf("%w: the kernel's BTF has no %s (no %s named %s has it) and the program does not check its existence",
+				ErrNotFound, f.Field, root.Kind, essential(root.Name)))
 		}
 		if err := patch(insns, local.order, r.Insn, i, rel, guards.covers(local, r), &f); err != nil {
 			return nil, fail(err)
@@ -355,7 +362,7 @@ func patch(insns []byte, o binary.ByteOrder, n uint32, idx int, rel relocation, 
 		if rel.local.validate && imm != rel.local.val&0xffffffff {
 			return fmt.Errorf("instruction %d holds %d, the object's types give %d", n, imm, rel.local.val)
 		}
-		if newVal > 0xffffffff {
+		if fits := newVal <= 0xffffffff || (int64(newVal) < 0 && int64(newVal) >= -1<<31); !fits {
 			return fmt.Errorf("instruction %d: value %d does not fit a 32-bit immediate", n, newVal)
 		}
 		o.PutUint32(in[4:], uint32(newVal))
@@ -395,7 +402,7 @@ func patch(insns []byte, o binary.ByteOrder, n uint32, idx int, rel relocation, 
 			return fmt.Errorf("instruction %d: unexpected 64-bit immediate load form", n)
 		}
 		imm := uint64(o.Uint32(in[4:])) | uint64(o.Uint32(next[4:]))<<32
-		if rel.local.validate && imm != rel.local.val {
+		if rel.local.validate && imm != rel.local.val && !(rel.localEnum32 && uint32(imm) == uint32(rel.local.val)) {
 			return fmt.Errorf("instruction %d holds %d, the object's types give %d", n, imm, rel.local.val)
 		}
 		o.PutUint32(in[4:], uint32(newVal))
@@ -588,7 +595,7 @@ func PoisonError(log string, fixups []Fixup) error {
 		}
 		for _, f := range fixups {
 			if f.Poison && uint64(PoisonHelper+f.Index) == n {
-				return &COREError{Program: f.Program, Insn: f.Relo.Insn, Kind: f.Relo.Kind, Field: f.Field, Type: f.Field,
+				return &COREError{Program: f.Program, Insn: f.Relo.Insn, Kind: f.Relo.Kind, Field: f.Field, Type: f.Type,
 					Err: fmt.Errorf("%w: the kernel has no such field or type (or its size differs), and this use is reachable", ErrNotFound)}
 			}
 		}

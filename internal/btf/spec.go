@@ -202,6 +202,19 @@ func (s *Spec) name(off uint32) string {
 	return n
 }
 
+// nameIs says whether the string at off (a string table offset) is name,
+// without scanning past it.
+func (s *Spec) nameIs(off uint32, name string) bool {
+	for off < s.strBase {
+		s = s.base
+	}
+	off -= s.strBase
+	if uint64(off)+uint64(len(name)) >= uint64(len(s.strs)) {
+		return false
+	}
+	return string(s.strs[off:off+uint32(len(name))]) == name && s.strs[off+uint32(len(name))] == 0
+}
+
 // cstr returns the NUL-terminated string at off (validated: the section
 // ends with a NUL) without copying: s.raw is never modified.
 func (s *Spec) cstr(off uint32) string {

@@ -254,6 +254,26 @@ func (s *Spec) Enums(id TypeID) ([]EnumValue, error) {
 	return es, nil
 }
 
+// enumValue is enumerator i of an ENUM or ENUM64 (sign-extended if signed).
+func (s *Spec) enumValue(id TypeID, i int) (uint64, error) {
+	o, b, t, err := s.extra(id, KindEnum, KindEnum64)
+	if err != nil {
+		return 0, err
+	}
+	if i < 0 || i >= t.Vlen {
+		return 0, fmt.Errorf("%w: enumerator %d of %q", ErrNotFound, i, t.Name)
+	}
+	if t.Kind == KindEnum64 {
+		r := b[12*i:]
+		return uint64(o.order.Uint32(r[4:])) | uint64(o.order.Uint32(r[8:]))<<32, nil
+	}
+	v := o.order.Uint32(b[8*i+4:])
+	if t.KindFlag {
+		return uint64(int64(int32(v))), nil
+	}
+	return uint64(v), nil
+}
+
 // Params returns a FUNC_PROTO's parameters.
 func (s *Spec) Params(id TypeID) ([]Param, error) {
 	o, b, t, err := s.extra(id, KindFuncProto)

@@ -133,3 +133,11 @@ int direct(struct task_struct___sz *t)
 		return t->flags + t->tgid;
 	return 0;
 }
+
+// A 64-bit enumerator (an ENUM64 in the kernel's BTF).
+SEC("raw_tp/enum64")
+int enum64(void *ctx)
+{
+	unsigned long long v = bpf_core_enum_value(enum perf_callchain_context, PERF_CONTEXT_KERNEL);
+	return (v >> 32) == 0xffffffff && (unsigned int)v == 0xffffff80;
+}
