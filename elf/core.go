@@ -187,6 +187,13 @@ func (b *Module) relocateCORE(ps *progSpec, insns []bpfsys.Insn) ([]btf.Fixup, e
 		}
 		raw := encodeInsns(insns[part.from:part.to])
 		fx, err := btf.Relocate(raw, part.sec, ob.local, ob.ext, []*btf.Spec{ks})
+		if err != nil && b.x.opts.KernelBTF == "" {
+			// Types of kernel modules: search their split BTF too.
+			if mods, merr := btf.LoadKernelModules(); merr == nil && len(mods) > 0 {
+				raw = encodeInsns(insns[part.from:part.to])
+				fx, err = btf.Relocate(raw, part.sec, ob.local, ob.ext, append([]*btf.Spec{ks}, mods...))
+			}
+		}
 		if err != nil {
 			if errors.Is(err, btf.ErrNotSupported) && !errors.Is(err, ErrNotSupported) {
 				err = fmt.Errorf("%w (%w)", err, ErrNotSupported)
