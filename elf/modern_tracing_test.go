@@ -176,13 +176,14 @@ int dump_task(struct bpf_iter__task *ctx)
 	}
 }
 
-// TestModernTracingFmodRetFentry: an fmod_ret program makes getpgid fail
-// with EPERM for this process only, through its link.
+// TestModernTracingFmodRetFentry: an fmod_ret program makes getsid fail
+// with EPERM for this process only, through its link (fmod_ret attaches to
+// error-injectable functions and security_* hooks).
 func TestModernTracingFmodRetFentry(t *testing.T) {
 	t.Cleanup(testutil.CheckLeaks(t))
 	m := loadTracing(t, "fmod_ret (fentry family)", `
-SEC("fmod_ret/__x64_sys_getpgid")
-int BPF_PROG(deny_getpgid, struct pt_regs *regs, int ret)
+SEC("fmod_ret/security_task_getsid")
+int BPF_PROG(deny_getsid, struct task_struct *p, int ret)
 {
 	if (!mine())
 		return 0;
@@ -190,7 +191,7 @@ int BPF_PROG(deny_getpgid, struct pt_regs *regs, int ret)
 	return -1; /* -EPERM */
 }
 `)
-	p, err := m.Program("deny_getpgid")
+	p, err := m.Program("deny_getsid")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,12 +202,12 @@ int BPF_PROG(deny_getpgid, struct pt_regs *regs, int ret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := unix.Getpgid(0); !errors.Is(err, unix.EPERM) {
-		t.Errorf("getpgid with fmod_ret attached: %v, want EPERM", err)
+	if _, err := unix.Getsid(0); !errors.Is(err, unix.EPERM) {
+		t.Errorf("getsid with fmod_ret attached: %v, want EPERM", err)
 	}
 	l.Close()
-	if _, err := unix.Getpgid(0); err != nil {
-		t.Errorf("getpgid after the link closed: %v", err)
+	if _, err := unix.Getsid(0); err != nil {
+		t.Errorf("getsid after the link closed: %v", err)
 	}
 	if h := hits(t, m); h != 1 {
 		t.Errorf("fmod_ret ran %d times, want 1", h)
