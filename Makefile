@@ -37,6 +37,8 @@ FUZZMINIMIZETIME ?= 3s
 fuzz:
 	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzNewModule$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./elf/
 	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzReadCPURange$$' -fuzztime 5s -fuzzminimizetime $(FUZZMINIMIZETIME) ./pkg/cpurange/
+	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s -fuzzminimizetime $(FUZZMINIMIZETIME) ./internal/btf/
+	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzCORE$$' -fuzztime 10s -fuzzminimizetime $(FUZZMINIMIZETIME) ./internal/btf/
 
 # Kprobes on a kernel that has them (Debian 6.1 under qemu, see tests/vm/).
 test-vm: setup-vm

@@ -320,19 +320,30 @@ func (s *btfSpec) btfMapDef(name string, typ uint32) (*mapSpec, error) {
 				return nil, fmt.Errorf("member %s: %w", mem.name, err)
 			}
 			if mem.name == "key" {
+				m.btfKey = pt.size
 				if m.KeySize != 0 && m.KeySize != n {
 					return nil, fmt.Errorf("key type size %d disagrees with key_size %d", n, m.KeySize)
 				}
 				m.KeySize, keyFromType = n, true
 			} else {
+				m.btfValue = pt.size
 				if m.ValueSize != 0 && m.ValueSize != n {
 					return nil, fmt.Errorf("value type size %d disagrees with value_size %d", n, m.ValueSize)
 				}
 				m.ValueSize, valueFromType = n, true
 			}
+		case "values":
+			inner, err := s.btfMapValues(mem.typ)
+			if err != nil {
+				return nil, err
+			}
+			m.Inner = &innerSpec{def: inner}
 		default:
 			return nil, fmt.Errorf("unsupported BTF map member %q", mem.name)
 		}
+	}
+	if m.Inner != nil && m.ValueSize == 0 {
+		m.ValueSize = 4 // a map or program fd
 	}
 	return m, nil
 }

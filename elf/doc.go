@@ -20,19 +20,45 @@
 //	xdp...                         XDPProgram, Attach / AttachXDP
 //	sched_cls/..., sched_act/...   SchedProgram (load only)
 //
+// libbpf's section names are recognised too (secdefs.go), each with the
+// program type and expected attach type libbpf gives it: tp/, tracepoint/,
+// raw_tp/, raw_tracepoint/, tp_btf/, fentry/, fexit/, fmod_ret/, lsm/,
+// iter/ (attach BTF id from the kernel's BTF), kprobe/, kretprobe/,
+// ksyscall/, kretsyscall/, uprobe/ and uretprobe/ (BINARY:FUNCTION),
+// usdt/ (load only), perf_event, xdp, tc, tcx/ingress, tcx/egress,
+// classifier, socket, cgroup_skb/ingress|egress, cgroup/sock_create,
+// cgroup/connect4|6, cgroup/bind4|6, cgroup/sendmsg4|6,
+// cgroup/recvmsg4|6, cgroup/getsockopt|setsockopt, cgroup/sysctl,
+// cgroup/dev, sockops, sk_msg, sk_skb/stream_verdict. A section with code
+// whose name is neither gobpf's nor libbpf's is an error. Module.Program
+// (by function or section name) returns a *Program whose Attach,
+// AttachTracepoint, AttachKprobe, AttachUprobe, AttachInterface (XDP, TCX),
+// AttachCgroup, AttachSocket, AttachMap (sockmaps) and AttachPerfEvent
+// return a *Link: Close detaches that one attachment; bpf_links can be
+// pinned (Link.Pin, LoadPinnedLink).
+//
 // Programs may call non-inlined functions in .text (bpf-to-bpf calls).
 // What the loader cannot honour is refused with an error wrapping
-// ErrNotSupported, never skipped: program sections of other kinds
-// (libbpf's tp/, raw_tp/, fentry/, lsm/, ...), references to global data
-// (.data, .rodata, .bss), CO-RE relocations (.BTF.ext; the error names the
-// program section and the first relocation), the legacy "maps" section,
-// loaded (SHF_ALLOC) sections it does not know, and compressed sections
-// other than debug info. Extern symbols and several programs in one section
-// are rejected too. Sections that are not loaded (symbols, relocations,
-// .BTF, debug info) are read only as needed. A file whose sections overlap
-// is malformed; the instructions of all programs, once .text is linked into
-// each, are capped at 2M, so that a small file cannot make the parser
-// allocate much more than its size.
+// ErrNotSupported, never skipped: program sections of unknown kinds, the
+// legacy "maps" section, loaded (SHF_ALLOC) sections it does not know,
+// compressed sections other than debug info, extern symbols (.kconfig,
+// .ksyms) and several programs in one section. Sections that are not
+// loaded (symbols, relocations, debug info) are read only as needed. A file
+// whose sections overlap is malformed; the instructions of all programs,
+// once .text is linked into each, are capped at 2M, so that a small file
+// cannot make the parser allocate much more than its size.
+//
+// # Global data, BTF and CO-RE
+//
+// .data, .rodata (and .rodata.*, .data.*) and .bss are single-entry array
+// maps named after their section. SetConstant sets a variable (a `const
+// volatile` in .rodata) between NewModule and Load, checked against its
+// BTF type and size; .rodata is frozen before the programs load.
+// ReadVariable and WriteVariable access .data/.bss (mmap'd) after Load.
+// The object's BTF is loaded into the kernel, so programs carry func_info
+// and line_info (verifier errors quote source lines), and CO-RE
+// relocations are applied against /sys/kernel/btf/vmlinux or the file in
+// LoadOptions.KernelBTF (LoadWithOptions).
 //
 // The "license" section holds the license string and the optional
 // "version" section a __u32 kernel version (0xFFFFFFFE: the running kernel).
@@ -69,10 +95,11 @@
 //	} name SEC(".maps");
 //
 // The members type, key_size, value_size, max_entries, map_flags,
-// numa_node (ignored), pinning, key and value are supported; others
-// (values, inner maps, map_extra) are rejected. LIBBPF_PIN_BY_NAME pins at
-// /sys/fs/bpf/NAME, or /sys/fs/bpf/ + SectionParams.PinPath. The BTF itself
-// is not loaded into the kernel. SectionParams and CloseOptions of every
+// numa_node (ignored), pinning, key, value and values (__array: map-in-map
+// with initial inner maps, program arrays with initial programs, stored at
+// Load) are supported; others (map_extra...) are rejected. Ring buffers
+// are read with Module.OpenRingBuf. LIBBPF_PIN_BY_NAME pins at
+// /sys/fs/bpf/NAME, or /sys/fs/bpf/ + SectionParams.PinPath. SectionParams and CloseOptions of every
 // map, classic or BTF, are keyed "maps/NAME". A perf event array with
 // max_entries 0 gets one entry per possible CPU.
 //

@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if objDir != "" {
 		os.RemoveAll(objDir)
 	}
+	if vmlinuxDir != "" {
+		os.RemoveAll(vmlinuxDir)
+	}
 	os.Exit(code)
 }
 

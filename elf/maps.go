@@ -173,10 +173,18 @@ func createMap(ms *mapSpec, spec *objectSpec, params SectionParams) (*Map, error
 	}
 	attr := &bpfsys.MapCreateAttr{
 		MapType: bpfsys.MapType(def.Type), KeySize: def.KeySize, ValueSize: def.ValueSize,
-		MaxEntries: def.MaxEntries, MapFlags: def.Flags,
+		MaxEntries: def.MaxEntries, MapFlags: def.Flags, InnerMapFd: uint32(def.innerFD),
 	}
 	attr.SetName(ms.Name)
+	if def.btfFD > 0 {
+		attr.BtfFd, attr.BtfKeyTypeID, attr.BtfValueTypeID = uint32(def.btfFD), def.btfKey, def.btfValue
+	}
 	fd, err := createMapRaisingMemlock(attr)
+	if err != nil && def.btfFD > 0 {
+		// The kernel refuses BTF for this map type: create it without.
+		attr.BtfFd, attr.BtfKeyTypeID, attr.BtfValueTypeID = 0, 0, 0
+		fd, err = createMapRaisingMemlock(attr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("elf: error while loading map %q (type %d, key %d, value %d, max %d, flags %#x): %w",
 			ms.Name, def.Type, def.KeySize, def.ValueSize, def.MaxEntries, def.Flags, err)

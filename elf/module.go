@@ -60,6 +60,8 @@ type Module struct {
 	schedPrograms         map[string]*SchedProgram
 	xdpPrograms           map[string]*XDPProgram
 	perfMaps              map[*PerfMap]bool
+
+	x moduleExt // libbpf-era state: programs, links, global data (program.go)
 }
 
 // program is what every program kind has in common.
@@ -291,6 +293,7 @@ func (b *Module) initMaps() {
 	b.schedPrograms = map[string]*SchedProgram{}
 	b.xdpPrograms = map[string]*XDPProgram{}
 	b.perfMaps = map[*PerfMap]bool{}
+	b.x.init()
 }
 
 func (b *Module) load(spec *objectSpec, params map[string]SectionParams) error {
@@ -302,13 +305,20 @@ func (b *Module) load(spec *objectSpec, params map[string]SectionParams) error {
 		}
 		version = v
 	}
+	b.prepareBTF(spec)
 	for _, ms := range spec.Maps {
-		m, err := createMap(ms, spec, params["maps/"+ms.Name])
+		m, err := b.createMapInner(ms, spec, params["maps/"+ms.Name])
 		if err != nil {
 			return err
 		}
 		m.module = b
 		b.maps[ms.Name] = m
+		if err := b.initGlobal(m, ms); err != nil {
+			return err
+		}
+	}
+	if err := b.fillSlots(spec, false); err != nil {
+		return err
 	}
 	for _, ps := range spec.Progs {
 		insns := append([]bpfsys.Insn(nil), ps.Insns...)
@@ -320,27 +330,23 @@ func (b *Module) load(spec *objectSpec, params map[string]SectionParams) error {
 			insns[r.insn].Regs = insns[r.insn].Regs&0x0f | pseudoMapFD<<4
 			insns[r.insn].Imm = int32(m.fd)
 			insns[r.insn+1].Imm = 0
-		}
-		name := ps.FuncName
-		if name == "" {
-			name = ps.Section
-		}
-		attr := &bpfsys.ProgLoadAttr{
-			Type: ps.Type, Insns: insns, License: spec.License,
-			KernVersion: version, Name: name, LogSize: b.logSize,
-		}
-		if ps.Kind == kindCgroupSock {
-			attr.ExpectedAttachType = bpfsys.BPF_CGROUP_INET_SOCK_CREATE
-		}
-		fd, err := bpfsys.ProgLoad(attr)
-		if err != nil {
-			var ve *bpfsys.VerifierError
-			if errors.As(err, &ve) {
-				b.log = []byte(ve.Log)
+			if r.value {
+				if r.off >= m.def.ValueSize {
+					return fmt.Errorf("elf: program %q references offset %d of %s, which is %d bytes", ps.Section, r.off, r.name, m.def.ValueSize)
+				}
+				insns[r.insn].Regs = insns[r.insn].Regs&0x0f | pseudoMapValue<<4
+				insns[r.insn+1].Imm = int32(r.off)
 			}
-			return fmt.Errorf("elf: error while loading %q: %w", ps.Section, err)
+		}
+		fd, err := b.loadProg(spec, ps, insns, version)
+		if err != nil {
+			return err
 		}
 		b.addProgram(ps, fd)
+		b.addModern(ps, fd)
+	}
+	if err := b.fillSlots(spec, true); err != nil {
+		return err
 	}
 	return nil
 }
@@ -610,7 +616,7 @@ func (b *Module) CloseExt(options map[string]CloseOptions) error {
 }
 
 func (b *Module) closeAll(options map[string]CloseOptions) error {
-	var errs []error
+	errs := []error{b.closeModern()}
 	for pm := range b.perfMaps {
 		pm.stop()
 	}

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/iovisor/gobpf/internal/bpfsys"
+	"github.com/iovisor/gobpf/internal/btf"
 )
 
 // This file turns an eBPF ELF object into an objectSpec without touching
@@ -95,12 +96,20 @@ type mapSpec struct {
 	Flags      uint32
 	Pinning    uint32
 	Namespace  string
-	BTF        bool // defined in ".maps" (libbpf pinning semantics)
+	BTF        bool        // defined in ".maps" (libbpf pinning semantics)
+	Global     *globalSpec // global data sections only (globaldata.go)
+	Inner      *innerSpec  // __array(values, ...) maps (mapinmap.go)
+	innerFD    int         // at load: the inner map template, 0 if none
+	btfFD      int         // at load: the object's BTF, 0 if none (core.go)
+	btfKey     uint32      // BTF type ids of __type(key/value) members
+	btfValue   uint32
 }
 
 type mapReloc struct {
-	insn int    // index of the ld_imm64 instruction
-	name string // map name
+	insn  int    // index of the ld_imm64 instruction
+	name  string // map name
+	value bool   // global data: address of the map's value + off
+	off   uint32
 }
 
 // progSpec is one program section, linked with the .text subprograms it calls.
@@ -111,6 +120,8 @@ type progSpec struct {
 	Type     bpfsys.ProgType
 	Insns    []bpfsys.Insn
 	relocs   []mapReloc
+	Info     secInfo // libbpf-style type, attach type and target (secdefs.go)
+	TextBase int     // index where .text was appended, 0 if it was not
 }
 
 // objectSpec is everything Load needs from an object file.
@@ -120,6 +131,11 @@ type objectSpec struct {
 	Maps    []*mapSpec
 	Progs   []*progSpec
 	ID      string // hex digest of the object's contents, for PIN_OBJECT_NS
+	BTF     []byte // raw .BTF and .BTF.ext sections, if any
+	BTFExt  []byte
+	// DataSecs: sizes and symbol offsets of allocated sections, for the
+	// BTF DATASEC fixups (core.go).
+	DataSecs map[string]btf.DataSec
 }
 
 func hostLittleEndian() bool {
@@ -245,6 +261,24 @@ func (p *parser) parse() (*objectSpec, error) {
 				return nil, fmt.Errorf("elf: section %q: %w", s.Name, err)
 			}
 			p.spec.Maps = append(p.spec.Maps, m)
+		case isGlobalSection(s):
+			m, err := p.globalData(i)
+			if err != nil {
+				return nil, fmt.Errorf("elf: global data section %q: %w", s.Name, err)
+			}
+			if m != nil {
+				p.spec.Maps = append(p.spec.Maps, m)
+			}
+		case s.Name == ".BTF" || s.Name == ".BTF.ext":
+			d, err := p.data(i)
+			if err != nil {
+				return nil, fmt.Errorf("elf: %w", err)
+			}
+			if s.Name == ".BTF" {
+				p.spec.BTF = d
+			} else {
+				p.spec.BTFExt = d
+			}
 		case s.Name == ".maps":
 			ms, err := p.btfMaps()
 			if err != nil {
@@ -261,9 +295,6 @@ func (p *parser) parse() (*objectSpec, error) {
 			h.Write(d)
 		}
 	}
-	if err := p.refuseCORE(); err != nil {
-		return nil, err
-	}
 	seen := map[string]bool{}
 	for _, m := range p.spec.Maps {
 		if seen[m.Name] {
@@ -272,18 +303,30 @@ func (p *parser) parse() (*objectSpec, error) {
 		seen[m.Name] = true
 	}
 	for i, s := range p.f.Sections {
-		kind, typ, ok := classify(s.Name)
-		if !ok || s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_EXECINSTR == 0 {
+		if s.Name == ".maps" {
+			if err := p.mapInitialValues(i); err != nil {
+				return nil, fmt.Errorf("elf: BTF map initial values: %w", err)
+			}
+		}
+	}
+	for i, s := range p.f.Sections {
+		if s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_EXECINSTR == 0 || s.Name == ".text" {
 			continue
 		}
-		prog, err := p.program(i, kind, typ)
+		kind, info, err := p.programSection(s)
+		if err != nil {
+			return nil, err
+		}
+		prog, err := p.program(i, kind, info.typ)
 		if err != nil {
 			return nil, fmt.Errorf("elf: program section %q: %w", s.Name, err)
 		}
 		if prog != nil {
+			prog.Info = info
 			p.spec.Progs = append(p.spec.Progs, prog)
 		}
 	}
+	p.spec.DataSecs = p.dataSecs()
 	p.spec.ID = hex.EncodeToString(h.Sum(nil))[:32]
 	return &p.spec, nil
 }
@@ -400,7 +443,11 @@ func (p *parser) relocsFor(target int, insns []bpfsys.Insn) ([]mapReloc, []callR
 				if err != nil {
 					return nil, nil, fmt.Errorf("relocation at %#x: %w", roff, err)
 				}
-				maps = append(maps, mapReloc{insn: idx, name: name})
+				mr := mapReloc{insn: idx, name: name}
+				if isGlobalSection(symSec) {
+					mr.value, mr.off = true, uint32(sym.Value)+uint32(insns[idx].Imm)
+				}
+				maps = append(maps, mr)
 			case rBPF64_32:
 				if insns[idx].Code != opCall || insns[idx].Regs>>4 != pseudoCall {
 					return nil, nil, fmt.Errorf("call relocation at %#x for %q: instruction is not a bpf-to-bpf call", roff, sym.Name)
@@ -428,6 +475,8 @@ func (p *parser) mapNameFor(sym elf.Symbol, sec *elf.Section, insn bpfsys.Insn) 
 	switch {
 	case strings.HasPrefix(sec.Name, "maps/"):
 		return strings.TrimPrefix(sec.Name, "maps/"), nil
+	case isGlobalSection(sec):
+		return sec.Name, nil
 	case sec.Name == ".maps":
 		if elf.ST_TYPE(sym.Info) != elf.STT_SECTION {
 			return sym.Name, nil
@@ -575,8 +624,10 @@ func (p *parser) linkText(prog *progSpec, insns *[]bpfsys.Insn, calls []callRelo
 		all[base+c.insn].Imm = int32(c.target - c.insn - 1)
 	}
 	for _, m := range tmaps {
-		prog.relocs = append(prog.relocs, mapReloc{insn: base + m.insn, name: m.name})
+		m.insn += base
+		prog.relocs = append(prog.relocs, m)
 	}
 	*insns = all
+	prog.TextBase = base
 	return nil
 }

@@ -12,18 +12,18 @@ import (
 // nothing, and a data section the programs expect would be missing.
 //
 //   - SHF_EXECINSTR sections are programs: .text (subprograms) and the
-//     kinds classify knows; any other non-empty one is refused.
+//     kinds lookupSection knows (gobpf's and libbpf's section names); any
+//     other non-empty one is refused.
 //   - The legacy "maps" section (several struct bpf_map_def in one section)
 //     is refused: maps are "maps/NAME" sections or BTF ".maps".
 //   - Sections that are not loaded (no SHF_ALLOC: symbols, strings,
 //     relocations, .BTF, .BTF.ext, debug info, .llvm_addrsig) are read
 //     only as needed, or skipped.
 //   - Loaded (SHF_ALLOC) data sections must be known: license, version,
-//     maps/NAME, .maps, and global data (.data*, .rodata*, .bss*), which
-//     is refused only when a program references it.
+//     maps/NAME, .maps, and global data (.data*, .rodata*, .bss*).
 
 // knownDataSection reports whether an SHF_ALLOC section that holds no
-// program is one the loader understands (or refuses when referenced).
+// program is one the loader understands.
 func knownDataSection(name string) bool {
 	switch {
 	case name == "license", name == "version", name == ".maps", strings.HasPrefix(name, "maps/"):
@@ -58,10 +58,10 @@ func checkSection(s *elf.Section) error {
 		if s.Name == ".text" || s.Size == 0 {
 			return nil
 		}
-		if _, _, ok := classify(s.Name); ok && s.Type == elf.SHT_PROGBITS {
+		if _, _, _, ok := lookupSection(s.Name); ok && s.Type == elf.SHT_PROGBITS {
 			return nil
 		}
-		return fmt.Errorf("elf: program section %q: unknown program kind (this loader knows kprobe/, kretprobe/, uprobe/, uretprobe/, tracepoint/, raw_tracepoint/, socket, cgroup/skb, cgroup/sock, xdp, sched_cls/, sched_act/): %w",
+		return fmt.Errorf("elf: program section %q: unknown program kind (neither a gobpf nor a libbpf section name): %w",
 			s.Name, ErrNotSupported)
 	case s.Name == "maps":
 		return fmt.Errorf("elf: section \"maps\": legacy map definitions (several struct bpf_map_def in one \"maps\" section) are %w; define one \"maps/NAME\" section per map, or BTF maps in \".maps\"",
