@@ -180,8 +180,9 @@ func createMap(ms *mapSpec, spec *objectSpec, params SectionParams) (*Map, error
 		attr.BtfFd, attr.BtfKeyTypeID, attr.BtfValueTypeID = uint32(def.btfFD), def.btfKey, def.btfValue
 	}
 	fd, err := createMapRaisingMemlock(attr)
-	if err != nil && def.btfFD > 0 {
+	if err != nil && def.btfFD > 0 && !errors.Is(err, unix.EPERM) {
 		// The kernel refuses BTF for this map type: create it without.
+		// (EPERM is not about BTF: createMapRaisingMemlock handled it.)
 		attr.BtfFd, attr.BtfKeyTypeID, attr.BtfValueTypeID = 0, 0, 0
 		fd, err = createMapRaisingMemlock(attr)
 	}

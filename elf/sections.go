@@ -61,7 +61,7 @@ func checkSection(s *elf.Section) error {
 		if _, _, _, ok := lookupSection(s.Name); ok && s.Type == elf.SHT_PROGBITS {
 			return nil
 		}
-		return fmt.Errorf("elf: program section %q: unknown program kind (neither a gobpf nor a libbpf section name): %w",
+		return fmt.Errorf("elf: unknown program section %q (not a libbpf or gobpf section name): %w",
 			s.Name, ErrNotSupported)
 	case s.Name == "maps":
 		return fmt.Errorf("elf: section \"maps\": legacy map definitions (several struct bpf_map_def in one \"maps\" section) are %w; define one \"maps/NAME\" section per map, or BTF maps in \".maps\"",
