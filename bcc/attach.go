@@ -137,6 +137,10 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 	if fnName == "" {
 		return fmt.Errorf("bcc: %s: empty function name", what)
 	}
+	fn, off, err := splitKprobeTarget(fnName)
+	if err != nil {
+		return fmt.Errorf("bcc: %s: %w", what, err)
+	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
@@ -146,28 +150,31 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 	}
 	ev := m.nextEventName(kind, fnName)
 	cev := C.CString(ev)
-	cfn := C.CString(fnName)
+	cfn := C.CString(fn)
 	defer C.free(unsafe.Pointer(cfn))
 	var res C.int
-	var err error
 	printed := captureStderr(func() {
-		res, err = C.bpf_attach_kprobe(C.int(fd), uint32(attachType), cev, cfn, 0, C.int(maxActive))
+		res, err = C.bpf_attach_kprobe(C.int(fd), uint32(attachType), cev, cfn, C.uint64_t(off), C.int(maxActive))
 	})
 	if res < 0 {
 		C.free(unsafe.Pointer(cev))
 		en := errnoOf(err, unix.EINVAL)
-		if en == unix.EINVAL && !kernelHasSymbol(fnName) {
+		if en == unix.EINVAL && !kernelHasSymbol(fn) {
 			en = unix.ENOENT
 		}
-		return attachFailure(what, en, printed)
+		return kprobeAttachFailure(what, en, off, printed)
 	}
 	pfd := res
-	m.detach = append(m.detach, func() error {
+	ak := attachKprobe
+	if attachType == BPF_PROBE_RETURN {
+		ak = attachKretprobe
+	}
+	m.addProbe(&attachment{kind: ak, target: kprobeTarget(fnName), progFd: fd, undo: func() error {
 		C.bpf_close_perf_event_fd(pfd)
 		captureStderr(func() { C.bpf_detach_kprobe(cev) })
 		C.free(unsafe.Pointer(cev))
 		return nil
-	})
+	}})
 	return nil
 }
 
@@ -225,6 +232,11 @@ func (m *Module) AttachTracepoint(name string, fd int) error {
 		return err
 	}
 	defer m.mu.Unlock()
+	return m.attachTracepointLocked(what, name, category, event, fd)
+}
+
+// attachTracepointLocked attaches fd to category:event. m.mu is held.
+func (m *Module) attachTracepointLocked(what, name, category, event string, fd int) error {
 	if !tracepointExists(category, event) {
 		return fmt.Errorf("bcc: %s: no such tracepoint: %w", what, ErrNotFound)
 	}
@@ -240,10 +252,10 @@ func (m *Module) AttachTracepoint(name string, fd int) error {
 		return attachFailure(what, errnoOf(err, unix.EINVAL), printed)
 	}
 	pfd := res
-	m.detach = append(m.detach, func() error {
+	m.addProbe(&attachment{kind: attachTracepoint, target: name, progFd: fd, undo: func() error {
 		C.bpf_close_perf_event_fd(pfd)
 		return nil
-	})
+	}})
 	return nil
 }
 
@@ -269,7 +281,7 @@ func (m *Module) AttachRawTracepoint(name string, fd int) error {
 		return attachFailure(what, errnoOf(err, unix.EINVAL), printed)
 	}
 	afd := int(res)
-	m.detach = append(m.detach, func() error { return unix.Close(afd) })
+	m.addProbe(&attachment{kind: attachRawTracepoint, target: name, progFd: fd, undo: func() error { return unix.Close(afd) }})
 	return nil
 }
 
@@ -315,12 +327,12 @@ func (m *Module) AttachPerfEvent(evType, evConfig int, samplePeriod int, sampleF
 		}
 		fds = append(fds, res)
 	}
-	m.detach = append(m.detach, func() error {
+	m.addProbe(&attachment{kind: attachPerfEvent, target: perfEventKey(uint32(evType), uint64(evConfig)), progFd: fd, undo: func() error {
 		for _, f := range fds {
 			C.bpf_close_perf_event_fd(f)
 		}
 		return nil
-	})
+	}})
 	return nil
 }
 
@@ -394,12 +406,16 @@ func (m *Module) attachUprobeLocked(kind byte, attachType int, what, evPrefix, p
 		return attachFailure(what, errnoOf(err, unix.EINVAL), printed)
 	}
 	pfd := res
-	m.detach = append(m.detach, func() error {
+	ak := attachUprobe
+	if attachType == BPF_PROBE_RETURN {
+		ak = attachUretprobe
+	}
+	m.addProbe(&attachment{kind: ak, target: uprobeKey(path, off), pid: pid, progFd: fd, undo: func() error {
 		C.bpf_close_perf_event_fd(pfd)
 		captureStderr(func() { C.bpf_detach_uprobe(cev) })
 		C.free(unsafe.Pointer(cev))
 		return nil
-	})
+	}})
 	return nil
 }
 
@@ -459,13 +475,10 @@ func (m *Module) attachMatching(attachType int, name, match string, fd, pid int)
 		return err
 	}
 	defer m.mu.Unlock()
-	n := len(m.detach)
+	n := len(m.probes)
 	for _, t := range targets {
 		if err := m.attachUprobeLocked(kind, attachType, what+" ("+t.sym+")", "", t.path, t.off, fd, pid); err != nil {
-			for i := len(m.detach) - 1; i >= n; i-- {
-				m.detach[i]()
-			}
-			m.detach = m.detach[:n]
+			m.undoProbesFrom(n)
 			return err
 		}
 	}

@@ -28,6 +28,7 @@ type Module struct {
 	p      unsafe.Pointer // bcc's ebpf::BPFModule; nil once closed
 	funcs  map[string]int // loaded program fds by function name
 	detach []func() error // undo each attachment, in attach order
+	probes []*attachment  // probes and links a Detach* call can undo, in attach order
 	owned  []io.Closer    // readers (perf maps, ring buffers) closed with the module
 
 	xdp map[string]uint64 // device -> token of the attachment Close must undo
@@ -239,6 +240,7 @@ func (m *Module) Close() {
 	if m.p == nil {
 		return
 	}
+	m.undoProbesFrom(0)
 	for i := len(m.detach) - 1; i >= 0; i-- {
 		m.detach[i]()
 	}
