@@ -54,36 +54,38 @@ func (m *Module) undoProbesFrom(n int) {
 
 // detachProbes undoes, newest first, the attachments of kind for which
 // match is true and forgets them. With none, the error wraps ErrNotFound.
+// They are taken off the list under m.mu but undone after it is released:
+// closing a probe waits for an RCU grace period (tens of milliseconds),
+// which must not hold up the module's other calls; Close waits for them.
 func (m *Module) detachProbes(what string, kind attachKind, match func(*attachment) bool) error {
 	if err := m.begin(what); err != nil {
 		return err
 	}
-	defer m.mu.Unlock()
-	var firstErr error
-	n := 0
-	for i := len(m.probes) - 1; i >= 0; i-- {
-		a := m.probes[i]
-		if a.kind != kind || !match(a) {
-			continue
-		}
-		n++
-		if err := a.undo(); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("bcc: %s: %w", what, err)
-		}
-		a.kind = 0 // undone
-	}
+	var undo []*attachment
 	kept := m.probes[:0]
 	for _, a := range m.probes {
-		if a.kind != 0 {
+		if a.kind == kind && match(a) {
+			undo = append(undo, a)
+		} else {
 			kept = append(kept, a)
 		}
 	}
-	// kept shares m.probes' array: clear the tail so that the undone
+	// kept shares m.probes' array: clear the tail so that the removed
 	// attachments can be collected.
 	clear(m.probes[len(kept):])
 	m.probes = kept
-	if n == 0 {
+	if len(undo) == 0 {
+		m.mu.Unlock()
 		return fmt.Errorf("bcc: %s: nothing attached there by this module: %w", what, ErrNotFound)
+	}
+	m.undoing.Add(1)
+	m.mu.Unlock()
+	defer m.undoing.Done()
+	var firstErr error
+	for i := len(undo) - 1; i >= 0; i-- {
+		if err := undo[i].undo(); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("bcc: %s: %w", what, err)
+		}
 	}
 	return firstErr
 }

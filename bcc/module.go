@@ -28,11 +28,13 @@ type Module struct {
 	p      unsafe.Pointer // bcc's ebpf::BPFModule; nil once closed
 	funcs  map[string]int // loaded program fds by function name
 	detach []func() error // undo each attachment, in attach order
-	probes []*attachment  // probes and links a Detach* call can undo, in attach order
 	owned  []io.Closer    // readers (perf maps, ring buffers) closed with the module
 
 	xdp map[string]uint64 // device -> token of the attachment Close must undo
 	seq uint64            // XDP attachment tokens
+
+	probes  []*attachment  // probes and links a Detach* call can undo, in attach order
+	undoing sync.WaitGroup // Detach* calls undoing probes outside mu; Close waits for them
 }
 
 // Program types (enum bpf_prog_type), for Load.
@@ -241,6 +243,7 @@ func (m *Module) Close() {
 		return
 	}
 	m.undoProbesFrom(0)
+	m.undoing.Wait()
 	for i := len(m.detach) - 1; i >= 0; i-- {
 		m.detach[i]()
 	}
