@@ -76,14 +76,14 @@ func tracingRefused(what string, cause error) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("bcc: %s: permission denied: tracing programs need CAP_BPF and CAP_PERFMON (or root): %w", what, cause)
 	}
-	why := "the kernel refuses tracing programs (fentry/fexit, LSM, iterators) even to root"
+	why := "the kernel refuses tracing programs (fentry/fexit, LSM, some iterators) even to root"
 	switch mode := lockdownMode(); mode {
 	case "":
 		why += " (EPERM; kernel lockdown would do this, /sys/kernel/security/lockdown does not say)"
 	case "none":
 		why += " (EPERM although the kernel is not locked down)"
 	default:
-		why = fmt.Sprintf("the kernel is locked down (%s) and refuses tracing programs (fentry/fexit, LSM, iterators) with EPERM", mode)
+		why = fmt.Sprintf("the kernel is locked down (%s) and refuses tracing programs (fentry/fexit, LSM, some iterators) with EPERM", mode)
 	}
 	return fmt.Errorf("bcc: %s: %s: %w (%w)", what, why, ErrNotSupported, cause)
 }
