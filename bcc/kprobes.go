@@ -173,19 +173,17 @@ func KprobeFunctions(re string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bcc: kprobe functions: %s unreadable (%v) and kallsyms too: %w", "available_filter_functions", availErr, err)
 	}
-	var initStart, initEnd, irqStart, irqEnd uint64
-	if s, err := t.Lookup("__init_begin"); err == nil {
-		initStart = s.Addr
+	addr := func(names ...string) uint64 {
+		for _, n := range names {
+			if s, err := t.Lookup(n); err == nil {
+				return s.Addr
+			}
+		}
+		return 0
 	}
-	if s, err := t.Lookup("__init_end"); err == nil {
-		initEnd = s.Addr
-	}
-	if s, err := t.Lookup("__irqentry_text_start"); err == nil {
-		irqStart = s.Addr
-	}
-	if s, err := t.Lookup("__irqentry_text_end"); err == nil {
-		irqEnd = s.Addr
-	}
+	// Init code is gone after boot; irq entry code may not be probed.
+	initStart, initEnd := addr("_sinittext", "__init_begin"), addr("_einittext", "__init_end")
+	irqStart, irqEnd := addr("__irqentry_text_start"), addr("__irqentry_text_end")
 	for s := range t.All() {
 		if s.Type != 't' && s.Type != 'T' && s.Type != 'w' && s.Type != 'W' {
 			continue
