@@ -190,7 +190,8 @@ func kernelHasSymbol(name string) bool {
 }
 
 // AttachKprobe attaches the kprobe program fd to the entry of the kernel
-// function fnName. maxActive is ignored for entry probes. On a kernel
+// function fnName ("fn+off" probes at a byte offset into it, as
+// AttachKprobeOffset). maxActive is ignored for entry probes. On a kernel
 // without kprobes the error wraps ErrNotSupported; for an unknown
 // function, ErrNotFound.
 func (m *Module) AttachKprobe(fnName string, fd int, maxActive int) error {

@@ -341,3 +341,53 @@ func TestUprobeAttachDetachCycles(t *testing.T) {
 		t.Errorf("uretprobe hits = %d, want 0 (it was always detached before the target ran)", got)
 	}
 }
+
+// TestDetachRacesClose detaches, attaches and counts from several
+// goroutines while the module closes: each call either works or returns
+// ErrClosed, and Close leaves nothing attached.
+func TestDetachRacesClose(t *testing.T) {
+	defer testutil.CheckLeaks(t)()
+	for round := 0; round < 3; round++ {
+		m := mustNewModule(t, traceSource, traceCflags()...)
+		tp := mustLoad(t)(m.LoadTracepoint("tp_getppid"))
+		raw := mustLoad(t)(m.LoadRawTracepoint("raw_tracepoint__sys_enter"))
+		if err := m.AttachTracepoint("syscalls:sys_enter_getppid", tp); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 3)
+		go func() {
+			for i := 0; i < 20; i++ {
+				err := m.AttachRawTracepoint("sys_enter", raw)
+				if err == nil {
+					err = m.DetachRawTracepoint("sys_enter")
+				}
+				if err != nil && !errors.Is(err, ErrClosed) {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		go func() {
+			err := m.DetachTracepoint("syscalls:sys_enter_getppid")
+			if err != nil && !errors.Is(err, ErrClosed) {
+				done <- err
+				return
+			}
+			m.NumOpenTracepoints()
+			done <- nil
+		}()
+		go func() {
+			m.Close()
+			done <- nil
+		}()
+		for i := 0; i < 3; i++ {
+			if err := <-done; err != nil {
+				t.Errorf("round %d: %v", round, err)
+			}
+		}
+		if n := m.NumOpenTracepoints(); n != 0 {
+			t.Errorf("round %d: NumOpenTracepoints after Close = %d", round, n)
+		}
+	}
+}
