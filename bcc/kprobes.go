@@ -53,7 +53,7 @@ func kprobeTarget(s string) string {
 // kprobeAttachFailure is attachFailure with kprobe-specific explanations.
 func kprobeAttachFailure(what string, errno unix.Errno, off uint64, printed string) error {
 	if errno == unix.EILSEQ && off != 0 {
-		return fmt.Errorf("bcc: %s: offset %#x is not on an instruction boundary: %v", what, off, errno)
+		return fmt.Errorf("bcc: %s: offset %#x is not on an instruction boundary (EILSEQ)", what, off)
 	}
 	return attachFailure(what, errno, printed)
 }

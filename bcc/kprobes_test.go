@@ -29,8 +29,8 @@ func TestKprobeFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(sys, GetSyscallFnName("getpid")) || !slices.IsSorted(sys) {
-		t.Errorf("KprobeFunctions(%sget.*) = %v: unsorted or without getpid's function", GetSyscallPrefix(), sys)
+	if !slices.Contains(sys, GetSyscallFnName("getpgid")) || !slices.IsSorted(sys) {
+		t.Errorf("KprobeFunctions(%sget.*) = %v: unsorted or without getpgid's function", GetSyscallPrefix(), sys)
 	}
 	for _, re := range []string{`perf_event_.*`, `.*\.cold(\.\d+)?`, `__SCT__.*`, `_kbl_addr_.*`} {
 		if fns, err := KprobeFunctions(re); err != nil || len(fns) != 0 {
@@ -61,11 +61,11 @@ func kprobeModule(t *testing.T) *Module {
 	if !testutil.HaveKprobes() {
 		defer m.Close()
 		fd := mustLoad(t)(m.LoadKprobe("kp"))
-		_, err := m.AttachMatchingKprobes(GetSyscallPrefix()+"getppid", fd, 0)
+		_, err := m.AttachMatchingKprobes(GetSyscallPrefix()+"getpgid", fd, 0)
 		if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), "CONFIG_KPROBES") {
 			t.Errorf("AttachMatchingKprobes without kprobes: err = %v, want ErrNotSupported naming CONFIG_KPROBES", err)
 		}
-		if err := m.AttachKprobeOffset(GetSyscallFnName("getppid"), 4, fd); !errors.Is(err, ErrNotSupported) {
+		if err := m.AttachKprobeOffset(GetSyscallFnName("getpgid"), 4, fd); !errors.Is(err, ErrNotSupported) {
 			t.Errorf("AttachKprobeOffset without kprobes: err = %v, want ErrNotSupported", err)
 		}
 	}
@@ -80,7 +80,7 @@ func TestKprobeOffset(t *testing.T) {
 	defer testutil.CheckLeaks(t)()
 	m := kprobeModule(t)
 	defer m.Close()
-	fn := GetSyscallFnName("getppid")
+	fn := GetSyscallFnName("getpgid")
 	fd := mustLoad(t)(m.LoadKprobe("kp"))
 	fd2 := mustLoad(t)(m.LoadKprobe("kp2"))
 	if err := m.AttachKprobeOffset(fn, 1, fd); err == nil {
@@ -106,9 +106,9 @@ func TestKprobeOffset(t *testing.T) {
 	if got := m.NumOpenKprobes(); got != 2 {
 		t.Errorf("NumOpenKprobes = %d, want 2", got)
 	}
-	getppids(77)
+	getpgids(77)
 	if a, b := lookupU64(t, m, "counts", tslotKprobe), lookupU64(t, m, "counts", tslotKprobe2); a != 77 || b != 77 {
-		t.Errorf("kprobes at +%#x saw %d and %d getppid calls, want 77 each", off, a, b)
+		t.Errorf("kprobes at +%#x saw %d and %d getpgid calls, want 77 each", off, a, b)
 	}
 	if err := m.DetachKprobe(fmt.Sprintf("%s+%#x", fn, off)); err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestKprobeOffset(t *testing.T) {
 	if err := m.DetachKprobe(fn); !errors.Is(err, ErrNotFound) {
 		t.Errorf("DetachKprobe(%s) with probes only at an offset: err = %v, want ErrNotFound", fn, err)
 	}
-	getppids(5)
+	getpgids(5)
 	if a, b := lookupU64(t, m, "counts", tslotKprobe), lookupU64(t, m, "counts", tslotKprobe2); a != 77 || b != 77 {
 		t.Errorf("after DetachKprobe: %d and %d, want 77 and 77", a, b)
 	}
@@ -137,37 +137,37 @@ func TestMatchingKprobes(t *testing.T) {
 	if _, err := m.AttachMatchingKprobes(p+"gobpf_nothing_.*", fd, 0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("no match: err = %v, want ErrNotFound", err)
 	}
-	got, err := m.AttachMatchingKprobes(p+"getp(pid|gid)", fd, 0)
+	got, err := m.AttachMatchingKprobes(p+"get(pgid|sid)", fd, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{p + "getpgid", p + "getppid"}; !slices.Equal(got, want) {
+	if want := []string{p + "getpgid", p + "getsid"}; !slices.Equal(got, want) {
 		t.Fatalf("attached to %v, want %v", got, want)
 	}
-	if _, err := m.AttachMatchingKretprobes(p+"getppid", rfd, 0); err != nil {
+	if _, err := m.AttachMatchingKretprobes(p+"getpgid", rfd, 0); err != nil {
 		t.Fatal(err)
 	}
 	if n := m.NumOpenKprobes(); n != 3 {
 		t.Errorf("NumOpenKprobes = %d, want 3", n)
 	}
-	getppids(30)
+	getpgids(30)
 	for i := 0; i < 20; i++ {
-		unix.Getpgid(0)
+		unix.Getsid(0)
 	}
 	count := func(slot int) uint64 { return lookupU64(t, m, "counts", uint32(slot)) }
 	if k, r, v := count(tslotKprobe), count(tslotKretprobe), count(tslotKretValue); k != 50 || r != 30 || v != 30 {
-		t.Errorf("kprobes/kretprobes/kretprobes returning ppid = %d/%d/%d, want 50/30/30", k, r, v)
+		t.Errorf("kprobes/kretprobes/kretprobes returning the pgid = %d/%d/%d, want 50/30/30", k, r, v)
 	}
-	if err := m.DetachKprobe(p + "getpgid"); err != nil {
+	if err := m.DetachKprobe(p + "getsid"); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.DetachKretprobe(p + "getppid"); err != nil {
+	if err := m.DetachKretprobe(p + "getpgid"); err != nil {
 		t.Fatal(err)
 	}
-	getppids(4)
-	unix.Getpgid(0)
+	getpgids(4)
+	unix.Getsid(0)
 	if k, r := count(tslotKprobe), count(tslotKretprobe); k != 54 || r != 30 {
-		t.Errorf("after detaching getpgid's kprobe and the kretprobe: %d/%d, want 54/30", k, r)
+		t.Errorf("after detaching getsid's kprobe and the kretprobe: %d/%d, want 54/30", k, r)
 	}
 }
 
@@ -178,7 +178,7 @@ func TestKprobeMulti(t *testing.T) {
 	m := mustNewModule(t, traceSource, traceCflags()...)
 	defer m.Close()
 	p := GetSyscallPrefix()
-	fns := []string{p + "getppid", p + "getpgid"}
+	fns := []string{p + "getpgid", p + "getsid"}
 	fd := mustLoad(t)(m.LoadKprobeMulti("kp"))
 	if !SupportsKprobeMulti() {
 		err := m.AttachKprobeMulti(fns, fd)
@@ -191,7 +191,7 @@ func TestKprobeMulti(t *testing.T) {
 		requireFeature(t, false, "GOBPF_REQUIRE_KPROBE_MULTI", "kprobe.multi links (Linux 5.18, CONFIG_FPROBE)", err)
 	}
 	rfd := mustLoad(t)(m.LoadKprobeMulti("kret"))
-	if err := m.AttachKprobeMulti([]string{p + "getppid", "gobpf_no_such_function"}, fd); !errors.Is(err, ErrNotFound) {
+	if err := m.AttachKprobeMulti([]string{p + "getpgid", "gobpf_no_such_function"}, fd); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown function: err = %v, want ErrNotFound", err)
 	}
 	if err := m.AttachKprobeMulti(fns, fd); err != nil {
@@ -203,18 +203,18 @@ func TestKprobeMulti(t *testing.T) {
 	if n := m.NumOpenKprobes(); n != 3 {
 		t.Errorf("NumOpenKprobes = %d, want 3", n)
 	}
-	getppids(40)
+	getpgids(40)
 	for i := 0; i < 15; i++ {
-		unix.Getpgid(0)
+		unix.Getsid(0)
 	}
 	count := func(slot int) uint64 { return lookupU64(t, m, "counts", uint32(slot)) }
 	if k, r, v := count(tslotKprobe), count(tslotKretprobe), count(tslotKretValue); k != 55 || r != 40 || v != 40 {
-		t.Errorf("kprobe.multi/kretprobe.multi/returning ppid = %d/%d/%d, want 55/40/40", k, r, v)
+		t.Errorf("kprobe.multi/kretprobe.multi/returning the pgid = %d/%d/%d, want 55/40/40", k, r, v)
 	}
 	if err := m.DetachKprobeMulti(fd); err != nil {
 		t.Fatal(err)
 	}
-	getppids(3)
+	getpgids(3)
 	if k, r := count(tslotKprobe), count(tslotKretprobe); k != 55 || r != 43 {
 		t.Errorf("kprobe.multi detached: %d/%d, want 55/43", k, r)
 	}
