@@ -22,7 +22,9 @@ func (m *Module) LoadKprobeMulti(name string) (int, error) {
 // AttachKprobeMulti attaches the program fd (loaded with LoadKprobeMulti)
 // to the entry of every kernel function in fns with a single kprobe.multi
 // link: one system call and one ftrace update for all of them, where
-// AttachKprobe costs one probe each. Needs Linux 5.18 with CONFIG_FPROBE;
+// AttachKprobe costs one probe each (500 functions in the 6.12 VM lane under
+// qemu TCG: 0.19 s against 21 s to attach, 0.2 s against 55 s to detach).
+// Needs Linux 5.18 with CONFIG_FPROBE;
 // elsewhere the error wraps ErrNotSupported. An unknown or untraceable
 // function fails the whole call (ErrNotFound). Detach with
 // DetachKprobeMulti(fd).

@@ -140,7 +140,10 @@ var coldRe = regexp.MustCompile(`\.cold(\.\d+)?$`)
 // get_kprobe_functions). It reads tracefs's available_filter_functions;
 // where that is unreadable (a locked-down kernel) it falls back to the text
 // symbols of /proc/kallsyms, leaving out the kprobe blacklist, init and
-// irq-entry code, gcc's .cold parts and the prefixes bcc skips.
+// irq-entry code, gcc's .cold parts and the prefixes bcc skips. Functions
+// known by several names appear under the one ftrace lists (on x86-64 the
+// wrappers of argument-less syscalls, __x64_sys_getppid for one, are
+// aliases listed as __do_sys_getppid), though a kprobe takes any of them.
 func KprobeFunctions(re string) ([]string, error) {
 	rx, err := regexp.Compile("^(?:" + re + ")$")
 	if err != nil {
