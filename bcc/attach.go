@@ -163,6 +163,10 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 	if maxActive > math.MaxInt32 || maxActive < math.MinInt32 {
 		return errorf("%s: maxActive %d out of range: %w", what, maxActive, unix.EINVAL)
 	}
+	fn, off, err := splitKprobeTarget(fnName)
+	if err != nil {
+		return errorf("%s: %w", what, err)
+	}
 	if err := m.begin(what); err != nil {
 		return err
 	}
@@ -170,10 +174,9 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 	if !SupportsKprobes() {
 		return errorf("%s: kernel lacks kprobes (CONFIG_KPROBES is not set): %w", what, ErrNotSupported)
 	}
-	cfn := C.CString(fnName)
+	cfn := C.CString(fn)
 	defer C.free(unsafe.Pointer(cfn))
 	var res C.int
-	var err error
 	var cev *C.char
 	for try := 0; try < 2; try++ {
 		// A second try: another process's cleanup may have removed
@@ -183,7 +186,7 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 		}
 		cev = C.CString(m.nextEventName("kprobe_events", kind, fnName))
 		release := probeevent.Hold(probeevent.Root("kprobe_events"), "kprobe_events")
-		res, err = C.bpf_attach_kprobe(C.int(fd), uint32(attachType), cev, cfn, 0, C.int(maxActive))
+		res, err = C.bpf_attach_kprobe(C.int(fd), uint32(attachType), cev, cfn, C.uint64_t(off), C.int(maxActive))
 		release()
 		if res >= 0 || !probeevent.Retry(err) {
 			break
@@ -192,18 +195,22 @@ func (m *Module) attachProbe(kind byte, attachType int, fnName string, fd, maxAc
 	if res < 0 {
 		C.free(unsafe.Pointer(cev))
 		en := errnoOf(err, unix.EINVAL)
-		if en == unix.EINVAL && !kernelHasSymbol(fnName) {
+		if en == unix.EINVAL && !kernelHasSymbol(fn) {
 			en = unix.ENOENT
 		}
-		return attachFailure(what, en)
+		return kprobeAttachFailure(what, en, off)
 	}
 	pfd := res
-	m.detach = append(m.detach, func() error {
+	ak := attachKprobe
+	if attachType == BPF_PROBE_RETURN {
+		ak = attachKretprobe
+	}
+	m.addProbe(&attachment{kind: ak, target: kprobeTarget(fnName), progFd: fd, undo: func() error {
 		C.bpf_close_perf_event_fd(pfd)
 		C.bpf_detach_kprobe(cev)
 		C.free(unsafe.Pointer(cev))
 		return nil
-	})
+	}})
 	return nil
 }
 
@@ -219,7 +226,8 @@ func kernelHasSymbol(name string) bool {
 }
 
 // AttachKprobe attaches the kprobe program fd to the entry of the kernel
-// function fnName. maxActive is ignored for entry probes. On a kernel
+// function fnName ("fn+off" probes at a byte offset into it, as
+// AttachKprobeOffset). maxActive is ignored for entry probes. On a kernel
 // without kprobes the error wraps ErrNotSupported; for an unknown
 // function, ErrNotFound.
 func (m *Module) AttachKprobe(fnName string, fd int, maxActive int) error {
@@ -267,6 +275,11 @@ func (m *Module) AttachTracepoint(name string, fd int) error {
 		return err
 	}
 	defer m.mu.Unlock()
+	return m.attachTracepointLocked(what, name, category, event, fd)
+}
+
+// attachTracepointLocked attaches fd to category:event. m.mu is held.
+func (m *Module) attachTracepointLocked(what, name, category, event string, fd int) error {
 	if !tracepointExists(category, event) {
 		return errorf("%s: no such tracepoint: %w", what, ErrNotFound)
 	}
@@ -280,10 +293,10 @@ func (m *Module) AttachTracepoint(name string, fd int) error {
 		return attachFailure(what, errnoOf(err, unix.EINVAL))
 	}
 	pfd := res
-	m.detach = append(m.detach, func() error {
+	m.addProbe(&attachment{kind: attachTracepoint, target: name, progFd: fd, undo: func() error {
 		C.bpf_close_perf_event_fd(pfd)
 		return nil
-	})
+	}})
 	return nil
 }
 
@@ -313,7 +326,7 @@ func (m *Module) AttachRawTracepoint(name string, fd int) error {
 		return attachFailure(what, errnoOf(err, unix.EINVAL))
 	}
 	afd := int(res)
-	m.detach = append(m.detach, func() error { return unix.Close(afd) })
+	m.addProbe(&attachment{kind: attachRawTracepoint, target: name, progFd: fd, undo: func() error { return unix.Close(afd) }})
 	return nil
 }
 
@@ -372,12 +385,12 @@ func (m *Module) AttachPerfEvent(evType, evConfig int, samplePeriod int, sampleF
 		}
 		fds = append(fds, res)
 	}
-	m.detach = append(m.detach, func() error {
+	m.addProbe(&attachment{kind: attachPerfEvent, target: perfEventKey(uint32(evType), uint64(evConfig)), progFd: fd, undo: func() error {
 		for _, f := range fds {
 			C.bpf_close_perf_event_fd(f)
 		}
 		return nil
-	})
+	}})
 	return nil
 }
 
@@ -472,12 +485,16 @@ func (m *Module) attachUprobeLocked(kind byte, attachType int, what, evPrefix, p
 		return attachFailure(what, errnoOf(err, unix.EINVAL))
 	}
 	pfd := res
-	m.detach = append(m.detach, func() error {
+	ak := attachUprobe
+	if attachType == BPF_PROBE_RETURN {
+		ak = attachUretprobe
+	}
+	m.addProbe(&attachment{kind: ak, target: uprobeKey(path, off), pid: pid, progFd: fd, undo: func() error {
 		C.bpf_close_perf_event_fd(pfd)
 		C.bpf_detach_uprobe(cev)
 		C.free(unsafe.Pointer(cev))
 		return nil
-	})
+	}})
 	return nil
 }
 
@@ -556,13 +573,10 @@ func (m *Module) attachMatchingList(attachType int, name, match string, fd, pid 
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	n := len(m.detach)
+	n := len(m.probes)
 	for _, t := range targets {
 		if err := m.attachUprobeLocked(kind, attachType, what+" ("+t.sym+")", "", t.path, t.off, fd, pid); err != nil {
-			for i := len(m.detach) - 1; i >= n; i-- {
-				m.detach[i]()
-			}
-			m.detach = m.detach[:n]
+			m.undoProbesFrom(n)
 			return nil, err
 		}
 	}

@@ -43,6 +43,9 @@ type Module struct {
 	seq uint64            // XDP attachment tokens
 
 	net *netAttachments // tc, TCX, cgroup, socket map and socket filter attachments
+
+	probes  []*attachment  // probes and links a Detach* call can undo, in attach order
+	undoing sync.WaitGroup // Detach* calls undoing probes outside mu; Close waits for them
 }
 
 // Program types (enum bpf_prog_type), for Load.
@@ -345,6 +348,8 @@ func (m *Module) Close() {
 	if m.p == nil {
 		return
 	}
+	m.undoProbesFrom(0)
+	m.undoing.Wait()
 	for i := len(m.detach) - 1; i >= 0; i-- {
 		m.detach[i]()
 	}

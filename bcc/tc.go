@@ -39,17 +39,6 @@ type tcKey struct {
 	fd  int
 }
 
-// progName returns the function name behind the loaded fd, or "gobpf".
-// m.mu is held.
-func (m *Module) progName(fd int) string {
-	for n, f := range m.funcs {
-		if f == fd {
-			return n
-		}
-	}
-	return "gobpf"
-}
-
 // deviceIndex returns the ifindex of devName, or an error wrapping ErrNotFound.
 func deviceIndex(devName string) (int, error) {
 	if devName == "" {
@@ -93,7 +82,11 @@ func (m *Module) AttachTC(devName string, fd int, dir TCDirection) error {
 	if dir == TCEgress {
 		parent = netlink.TCHClsact&0xFFFF0000 | netlink.TCHMinEgress
 	}
-	f, err := netlink.AddBPFFilter(ifindex, parent, 0, 0, fd, m.progName(fd))
+	name := m.progName(fd)
+	if name == "" {
+		name = "gobpf"
+	}
+	f, err := netlink.AddBPFFilter(ifindex, parent, 0, 0, fd, name)
 	if err != nil {
 		if created {
 			netlink.DelClsact(ifindex)
