@@ -33,6 +33,9 @@ type funcKey struct {
 // its descendants. DetachCgroup or Module.Close detaches it.
 func (m *Module) AttachCgroup(cgroupPath string, fd int, attachType AttachType, flags uint32) error {
 	what := fmt.Sprintf("attach %v program to cgroup %s", attachType, cgroupPath)
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
 	if flags&^(BPF_F_ALLOW_OVERRIDE|BPF_F_ALLOW_MULTI) != 0 {
 		return errorf("%s: unknown flags %#x", what, flags)
 	}

@@ -92,6 +92,9 @@ func (m *Module) detachProbes(what string, kind attachKind, match func(*attachme
 
 // numProbes counts the kernel probes of the given kinds attached by m.
 func (m *Module) numProbes(kinds ...attachKind) int {
+	if m == nil {
+		return 0
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
@@ -133,6 +136,9 @@ func (m *Module) DetachUretprobe(name, symbol string, pid int) error {
 
 func (m *Module) detachUprobe(kind attachKind, verb, name, symbol string, pid int) error {
 	what := fmt.Sprintf("%s from %s in %s", verb, symbol, name)
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
 	path, err := uprobeTarget(name, pid)
 	if err != nil {
 		return errorf("%s: %w", what, err)

@@ -42,6 +42,9 @@ func (m *Module) attachKprobeMulti(kind string, fns []string, fd int, flags uint
 	if len(fns) == 1 {
 		what = fmt.Sprintf("attach %s to %s", kind, fns[0])
 	}
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
 	if len(fns) == 0 {
 		return errorf("%s: no functions", what)
 	}

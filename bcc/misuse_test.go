@@ -62,6 +62,8 @@ func argsFor(t *testing.T, typ reflect.Type, str string, i int64, u uint64) []re
 			v.SetInt(i)
 		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 			v.SetUint(u)
+		case reflect.Struct, reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Func:
+			// the zero value: a nil pointer, an empty struct
 		default:
 			t.Fatalf("%v: no argument of kind %v: extend argsFor", typ, in.Kind())
 		}
@@ -118,7 +120,10 @@ func TestAbsurdArguments(t *testing.T) {
 		// on_uprobe with a huge log size: the size is capped.
 		"Load": true, "LoadKprobe": true, "LoadUprobe": true, "LoadNet": true,
 		"LoadSocketFilter": true, "LoadTracepoint": true, "LoadRawTracepoint": true,
-		"LoadPerfEvent": true, "LoadXDP": true,
+		"LoadPerfEvent": true, "LoadXDP": true, "LoadSchedCLS": true,
+		"LoadSkMsg": true, "LoadSkSkb": true, "LoadSockops": true,
+		"LoadCgroupSkb": true, "LoadCgroupSock": true, "LoadCgroupDevice": true,
+		"LoadCgroupSysctl": true, "LoadWithOptions": true, "LoadKprobeMulti": true,
 	}
 	for _, meth := range moduleMethods() {
 		mt := reflect.ValueOf(m).MethodByName(meth.Name).Type()

@@ -80,6 +80,9 @@ const (
 // sample. attr is not modified. Detach it with
 // DetachPerfEvent(attr.Type, attr.Config).
 func (m *Module) AttachPerfEventRaw(attr *PerfEventAttr, fd, pid, cpu, groupFd int, extraFlags uint) error {
+	if m == nil {
+		return errorf("attach raw perf event: %w", ErrClosed)
+	}
 	if attr == nil {
 		return errorf("attach raw perf event: nil attr")
 	}

@@ -38,6 +38,9 @@ func socketIdentity(fd int) (sockFilterKey, error) {
 // sockFd still refers to the same socket.
 func (m *Module) AttachSocketFilter(sockFd, progFd int) error {
 	what := fmt.Sprintf("attach socket filter to fd %d", sockFd)
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
 	key, err := socketIdentity(sockFd)
 	if err != nil {
 		return errorf("%s: %w", what, err)
@@ -67,6 +70,9 @@ func (m *Module) AttachSocketFilter(sockFd, progFd int) error {
 // the socket sockFd.
 func (m *Module) DetachSocketFilter(sockFd int) error {
 	what := fmt.Sprintf("detach socket filter from fd %d", sockFd)
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
 	key, err := socketIdentity(sockFd)
 	if err != nil {
 		return errorf("%s: %w", what, err)
@@ -114,6 +120,9 @@ type RawSocket struct {
 // Close the RawSocket to detach; Module.Close closes it too.
 func (m *Module) AttachRawSocket(devName string, progFd int) (*RawSocket, error) {
 	what := fmt.Sprintf("attach raw socket to %s", devName)
+	if m == nil {
+		return nil, errorf("%s: %w", what, ErrClosed)
+	}
 	ifindex, err := deviceIndex(devName)
 	if err != nil {
 		return nil, errorf("%s: %w", what, err)

@@ -60,6 +60,9 @@ func deviceIndex(devName string) (int, error) {
 // qdisc when this module added it and no filter is left on it.
 func (m *Module) AttachTC(devName string, fd int, dir TCDirection) error {
 	what := fmt.Sprintf("attach tc %s filter to %s", dir, devName)
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
 	if !dir.valid() {
 		return errorf("%s: invalid direction", what)
 	}

@@ -24,6 +24,9 @@ type tcxKey struct {
 // ErrNotSupported. DetachTCX or Module.Close closes the link.
 func (m *Module) AttachTCX(devName string, fd int, dir TCDirection) error {
 	what := fmt.Sprintf("attach TCX %s program to %s", dir, devName)
+	if m == nil {
+		return errorf("%s: %w", what, ErrClosed)
+	}
 	if !dir.valid() {
 		return errorf("%s: invalid direction", what)
 	}

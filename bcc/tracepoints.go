@@ -93,6 +93,9 @@ func TracepointExists(name string) bool {
 // ErrNotFound. Detach each with DetachTracepoint.
 func (m *Module) AttachMatchingTracepoints(pattern string, fd int) ([]string, error) {
 	what := fmt.Sprintf("attach tracepoints /%s/", pattern)
+	if m == nil {
+		return nil, errorf("%s: %w", what, ErrClosed)
+	}
 	tps, err := Tracepoints(pattern)
 	if err != nil {
 		return nil, err
