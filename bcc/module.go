@@ -32,6 +32,8 @@ type Module struct {
 
 	xdp map[string]uint64 // device -> token of the attachment Close must undo
 	seq uint64            // XDP attachment tokens
+
+	net *netAttachments // tc, TCX, cgroup, socket map and socket filter attachments
 }
 
 // Program types (enum bpf_prog_type), for Load.

@@ -1,7 +1,6 @@
 package elf
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/iovisor/gobpf/internal/bpfsys"
+	"github.com/iovisor/gobpf/internal/netlink"
 )
 
 // lock locks p's module and checks that p is still loaded. On success the
@@ -231,120 +231,6 @@ func setXDP(devName string, fd int, flags uint32) error {
 	return setXDPIndex(ifc.Index, fd, flags)
 }
 
-func nlAttr(typ uint16, payload []byte) []byte {
-	n := unix.SizeofRtAttr + len(payload)
-	b := make([]byte, (n+3)&^3)
-	binary.NativeEndian.PutUint16(b[0:], uint16(n))
-	binary.NativeEndian.PutUint16(b[2:], typ)
-	copy(b[unix.SizeofRtAttr:], payload)
-	return b
-}
-
 func setXDPIndex(ifindex, fd int, flags uint32) error {
-	s, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
-	if err != nil {
-		return fmt.Errorf("netlink socket: %w", err)
-	}
-	defer unix.Close(s)
-	// Ask for extended acks, so that errors come with the kernel's text.
-	_ = unix.SetsockoptInt(s, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1)
-	if err := unix.Bind(s, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fmt.Errorf("netlink bind: %w", err)
-	}
-	fdb := make([]byte, 4)
-	binary.NativeEndian.PutUint32(fdb, uint32(int32(fd)))
-	inner := nlAttr(unix.IFLA_XDP_FD, fdb)
-	if flags != 0 {
-		fb := make([]byte, 4)
-		binary.NativeEndian.PutUint32(fb, flags)
-		inner = append(inner, nlAttr(unix.IFLA_XDP_FLAGS, fb)...)
-	}
-	xdp := nlAttr(unix.IFLA_XDP|unix.NLA_F_NESTED, inner)
-
-	msg := make([]byte, unix.NLMSG_HDRLEN+unix.SizeofIfInfomsg, unix.NLMSG_HDRLEN+unix.SizeofIfInfomsg+len(xdp))
-	msg = append(msg, xdp...)
-	const seq = 1
-	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
-	binary.NativeEndian.PutUint16(msg[4:], unix.RTM_SETLINK)
-	binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-	binary.NativeEndian.PutUint32(msg[8:], seq)
-	ifi := msg[unix.NLMSG_HDRLEN:]
-	ifi[0] = unix.AF_UNSPEC
-	binary.NativeEndian.PutUint32(ifi[4:], uint32(int32(ifindex)))
-
-	if err := unix.Sendto(s, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fmt.Errorf("netlink send: %w", err)
-	}
-	buf := make([]byte, 1<<16)
-	for {
-		n, _, err := unix.Recvfrom(s, buf, 0)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return fmt.Errorf("netlink receive: %w", err)
-		}
-		done, err := parseNetlinkAck(buf[:n], seq)
-		if done {
-			return err
-		}
-	}
-}
-
-// parseNetlinkAck looks for the NLMSG_ERROR answering seq in a datagram.
-func parseNetlinkAck(b []byte, seq uint32) (bool, error) {
-	for len(b) >= unix.NLMSG_HDRLEN {
-		l := binary.NativeEndian.Uint32(b[0:])
-		typ := binary.NativeEndian.Uint16(b[4:])
-		flags := binary.NativeEndian.Uint16(b[6:])
-		s := binary.NativeEndian.Uint32(b[8:])
-		if l < unix.NLMSG_HDRLEN || int(l) > len(b) {
-			return true, errors.New("netlink: malformed answer")
-		}
-		body := b[unix.NLMSG_HDRLEN:l]
-		if s == seq && typ == unix.NLMSG_ERROR {
-			if len(body) < 4 {
-				return true, errors.New("netlink: short error message")
-			}
-			code := int32(binary.NativeEndian.Uint32(body))
-			if code == 0 {
-				return true, nil
-			}
-			err := error(unix.Errno(-code))
-			if msg := extAckMsg(body, flags); msg != "" {
-				err = fmt.Errorf("%w (%s)", err, msg)
-			}
-			return true, err
-		}
-		adv := int((l + 3) &^ 3)
-		if adv >= len(b) {
-			break
-		}
-		b = b[adv:]
-	}
-	return false, nil
-}
-
-// extAckMsg extracts NLMSGERR_ATTR_MSG from an extended ack.
-func extAckMsg(body []byte, flags uint16) string {
-	if flags&unix.NLM_F_ACK_TLVS == 0 || len(body) < 4+unix.NLMSG_HDRLEN {
-		return ""
-	}
-	off := 4 + unix.NLMSG_HDRLEN
-	if flags&unix.NLM_F_CAPPED == 0 {
-		off = 4 + int(binary.NativeEndian.Uint32(body[4:]))
-	}
-	off = (off + 3) &^ 3
-	for off+unix.SizeofRtAttr <= len(body) {
-		l := int(binary.NativeEndian.Uint16(body[off:]))
-		t := binary.NativeEndian.Uint16(body[off+2:])
-		if l < unix.SizeofRtAttr || off+l > len(body) {
-			break
-		}
-		if t == unix.NLMSGERR_ATTR_MSG {
-			return cstr(body[off+unix.SizeofRtAttr : off+l])
-		}
-		off += (l + 3) &^ 3
-	}
-	return ""
+	return netlink.SetXDP(ifindex, fd, flags)
 }
