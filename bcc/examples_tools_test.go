@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iovisor/gobpf/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -210,5 +211,81 @@ func TestExampleTcpconnect(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if rest := r.stop(); len(rest) != 0 {
 		t.Errorf("-P 1 printed %q for a connection to port %d", rest, l.Addr().(*net.TCPAddr).Port)
+	}
+}
+
+// TestExampleTcdrop runs examples/bcc/tcdrop on one end of a veth pair,
+// sends UDP datagrams from the other end (in a namespace) to the dropped
+// port and to another one, and checks what arrived, the counts it prints,
+// and that it removed its filter and clsact qdisc at exit.
+func TestExampleTcdrop(t *testing.T) {
+	bin := buildTool(t, "tcdrop")
+	const drop, pass = 9961, 9962
+	ns, dev := netName("gobpf-bcc-td-"), netName("gbtd")
+	devAddr, peerAddr := "10.201.61.1", "10.201.61.2"
+	testutil.VethPair(t, ns, dev, netName("gptd"), devAddr, peerAddr)
+	listen := func(port int) *net.UDPConn {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(devAddr), Port: port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	dropConn, passConn := listen(drop), listen(pass)
+	count := func(c *net.UDPConn, timeout time.Duration) int {
+		n := 0
+		buf := make([]byte, 64)
+		for {
+			c.SetReadDeadline(time.Now().Add(timeout))
+			if _, err := c.Read(buf); err != nil {
+				return n
+			}
+			n++
+		}
+	}
+
+	r := startTool(t, bin, "-dev", dev, "-port", fmt.Sprint(drop))
+	if l := r.next(180 * time.Second); l != fmt.Sprintf("Dropping udp to port %d on %s ingress... Hit Ctrl-C to end.", drop, dev) {
+		t.Fatalf("first line %q", l)
+	}
+	if l := r.next(10 * time.Second); l != "TIME     DEV              DIR      PASSED   DROPPED " {
+		t.Fatalf("header %q", l)
+	}
+	if out := testutil.Run(t, "tc", "filter", "show", "dev", dev, "ingress"); !strings.Contains(out, "direct-action") {
+		t.Errorf("no direct-action filter on %s ingress while tcdrop runs:\n%s", dev, out)
+	}
+	var script strings.Builder
+	for i := 0; i < 3; i++ {
+		fmt.Fprintf(&script, "printf drop%d > /dev/udp/%s/%d\n", i, devAddr, drop)
+	}
+	for i := 0; i < 2; i++ {
+		fmt.Fprintf(&script, "printf pass%d > /dev/udp/%s/%d\n", i, devAddr, pass)
+	}
+	testutil.Run(t, "ip", "netns", "exec", ns, "bash", "-c", script.String())
+	if n := count(passConn, 5*time.Second); n != 2 {
+		t.Errorf("%d datagrams arrived on port %d, want 2", n, pass)
+	}
+	if n := count(dropConn, 500*time.Millisecond); n != 0 {
+		t.Errorf("%d datagrams arrived on the dropped port %d, want 0", n, drop)
+	}
+	rest := r.stop()
+	want := fmt.Sprintf(" %-16s %-8s %-8d %-8d", dev, "ingress", 2, 3)
+	if len(rest) != 1 || !strings.HasSuffix(rest[0], want) || len(rest[0]) != 8+len(want) {
+		t.Errorf("tcdrop at exit printed %q, want one line TIME%q", rest, want)
+	}
+	if out := testutil.Run(t, "tc", "qdisc", "show", "dev", dev); strings.Contains(out, "clsact") {
+		t.Errorf("clsact qdisc left on %s after tcdrop exited:\n%s", dev, out)
+	}
+	// Nothing is dropped any more.
+	testutil.Run(t, "ip", "netns", "exec", ns, "bash", "-c", fmt.Sprintf("printf again > /dev/udp/%s/%d", devAddr, drop))
+	if n := count(dropConn, 5*time.Second); n != 1 {
+		t.Errorf("after tcdrop exited, %d datagrams arrived on port %d, want 1", n, drop)
+	}
+
+	// A device that does not exist: a clear error.
+	out, err := exec.Command(bin, "-dev", "gobpf-nodev0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "gobpf-nodev0") {
+		t.Errorf("tcdrop -dev gobpf-nodev0: %v\n%s", err, out)
 	}
 }
