@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +22,26 @@ type toolRun struct {
 	cmd    *exec.Cmd
 	lines  chan string
 	seen   []string
-	stderr strings.Builder
+	stderr syncBuffer
+}
+
+// syncBuffer collects a process's stderr; the test may read it while the
+// process still writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // buildTool builds examples/bcc/<name> into a temporary folder.
