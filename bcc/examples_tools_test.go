@@ -44,9 +44,18 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// buildTool builds examples/bcc/<name> into a temporary folder.
+// buildTool builds examples/bcc/<name> into a temporary folder, or returns
+// the binary the VM lane built on the host (GOBPF_EXAMPLES_BIN: building
+// under emulation takes minutes).
 func buildTool(t *testing.T, name string) string {
 	t.Helper()
+	if dir := os.Getenv("GOBPF_EXAMPLES_BIN"); dir != "" {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		t.Logf("%s not in GOBPF_EXAMPLES_BIN (%s): building it", name, dir)
+	}
 	out := filepath.Join(t.TempDir(), name)
 	build := exec.Command(goTool(t), "build", "-o", out, "./examples/bcc/"+name)
 	build.Dir = ".."
