@@ -23,10 +23,12 @@ vet:
 fmt:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# The whole suite on this kernel, with real eBPF programs.
+# The whole suite on this kernel, with real eBPF programs: the pure-Go
+# packages as CGO_ENABLED=0 builds them, then every package (cgo) under the
+# race detector, then bounded fuzzing.
 test: setup fmt vet
 	CGO_ENABLED=0 $(GO) test $(TESTFLAGS) ./elf/... ./pkg/... ./internal/...
-	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test -race $(TESTFLAGS) ./...
 	$(MAKE) fuzz
 
 # Short, bounded fuzzing of the parsers that take untrusted input. Go's
@@ -40,7 +42,9 @@ fuzz:
 	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s -fuzzminimizetime $(FUZZMINIMIZETIME) ./internal/btf/
 	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz '^FuzzCORE$$' -fuzztime 10s -fuzzminimizetime $(FUZZMINIMIZETIME) ./internal/btf/
 
-# Kprobes on a kernel that has them (Debian 6.1 under qemu, see tests/vm/).
+# The suite again in Debian's 6.1 and 6.12 kernels under qemu, requiring the
+# kprobe, fentry/fexit, LSM, kprobe.multi and iterator tests each kernel can
+# run (tests/vm/kernels, tests/vm/README.md).
 test-vm: setup-vm
 	bash tests/vm/run
 

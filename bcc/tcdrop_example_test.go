@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,12 +17,7 @@ import (
 // clsact filter on ingress and a TCX link on egress, and checks what it
 // drops and prints, and that it removes its program on SIGINT.
 func TestExampleTcdrop(t *testing.T) {
-	dir := t.TempDir()
-	build := exec.Command(goTool(t), "build", "-o", dir+"/", "./examples/bcc/tcdrop")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildTool(t, "tcdrop")
 	n := newTCNet(t, "ex")
 	for _, c := range []struct {
 		name string
@@ -39,7 +33,7 @@ func TestExampleTcdrop(t *testing.T) {
 			if c.name == "tcx" && !kernelAtLeast(6, 6) {
 				t.Skip("kernel before 6.6 lacks TCX links")
 			}
-			cmd := exec.Command(filepath.Join(dir, "tcdrop"), append([]string{"-dev", n.dev, "-duration", "120s"}, c.args...)...)
+			cmd := exec.Command(bin, append([]string{"-dev", n.dev, "-duration", "120s"}, c.args...)...)
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
