@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -288,8 +289,11 @@ func TestUprobeAttachDetachCycles(t *testing.T) {
 	// and detaches a uretprobe.
 	syms := []string{"gobpf_add", "gobpf_mul", "gobpf_other"}
 	errs := make(chan error, len(syms))
+	var workers sync.WaitGroup
 	for w, sym := range syms {
+		workers.Add(1)
 		go func() {
+			defer workers.Done()
 			for i := w; i < cycles; i += len(syms) {
 				if err := m.AttachUprobe(bin, sym, up, -1); err != nil {
 					errs <- fmt.Errorf("cycle %d: %w", i, err)
@@ -313,8 +317,10 @@ func TestUprobeAttachDetachCycles(t *testing.T) {
 			errs <- nil
 		}()
 	}
-	for range syms {
-		if err := <-errs; err != nil {
+	workers.Wait() // counted below: they must have returned
+	close(errs)
+	for err := range errs {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
