@@ -2,6 +2,7 @@ package bcc
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,10 +20,14 @@ import (
 const (
 	// pumpBatch is how many records the pump reads per call.
 	pumpBatch = 1024
-	// chunkSize is the allocation records handed over are carved from:
-	// few large objects cost the garbage collector far less than one per
-	// record or per batch. A record the receiver keeps holds its chunk.
-	chunkSize = 64 << 10
+	// chunkSize is the allocation records handed over are carved from
+	// (the reader copies them from the rings straight into it): few
+	// objects cost the garbage collector far less than one per record.
+	// 32 KiB is the largest size the runtime allocates from its per-P
+	// caches. A record the receiver keeps holds its chunk.
+	chunkSize = 32 << 10
+	// chunkMinRoom: a chunk with less room left is retired.
+	chunkMinRoom = 512
 	// queueBytes bounds what the pump holds for a slow receiver: record
 	// bytes plus queueItemCost per record.
 	queueBytes    = 4 << 20
@@ -37,8 +42,8 @@ const (
 
 // batchReader is what a pump needs from a reader.
 type batchReader interface {
-	ReadBatch(ctx context.Context, recs []Record) (int, error)
-	ReadAvailable(recs []Record) (int, error)
+	ReadBatchBuf(ctx context.Context, recs []Record, buf []byte, minRoom int) (int, int, error)
+	ReadAvailableBuf(recs []Record, buf []byte, minRoom int) (int, int, error)
 	Close() error
 }
 
@@ -65,7 +70,7 @@ type pump struct {
 	qHead  int
 	qBytes int
 	recs   []Record
-	chunk  []byte // the unused rest of the current chunk
+	chunk  []byte // the unused rest of the current chunk (len 0, cap the rest)
 
 	cancel    func()        // ends the reading loop (Stop or abort)
 	abort     chan struct{} // closed by Module.Close: give up on sends
@@ -132,11 +137,14 @@ func (p *pump) run(ctx context.Context) {
 			p.sendWait(ctx, timer)
 			continue
 		}
-		n, err := p.r.ReadBatch(ctx, p.recs)
-		if err != nil {
+		// Everything read was handed over. The first send woke the
+		// receiver onto this thread's run queue: let it run here now,
+		// rather than on another thread woken for it, before this
+		// goroutine blocks in the next read.
+		runtime.Gosched()
+		if p.readBatch(ctx) != nil {
 			break
 		}
-		p.enqueue(p.recs[:n])
 	}
 	if p.aborted() {
 		p.giveUp()
@@ -161,52 +169,57 @@ func (p *pump) run(ctx context.Context) {
 // readAvailable moves the records pending in the rings to the queue, one
 // batch, and returns their size in bytes.
 func (p *pump) readAvailable() int {
-	n, err := p.r.ReadAvailable(p.recs)
+	p.room()
+	n, used, err := p.r.ReadAvailableBuf(p.recs, p.chunk, chunkMinRoom)
 	if n == 0 || err != nil {
 		return 0
 	}
+	p.chunk = p.chunk[used:used]
 	return p.enqueue(p.recs[:n])
 }
 
-// enqueue copies recs into one allocation and queues them; it returns the
-// bytes of ring space they took.
-func (p *pump) enqueue(recs []Record) int {
-	size := 0
-	for i := range recs {
-		size += len(recs[i].RawSample)
+// readBatch waits for records and moves a batch of them to the queue.
+func (p *pump) readBatch(ctx context.Context) error {
+	p.room()
+	n, used, err := p.r.ReadBatchBuf(ctx, p.recs, p.chunk, chunkMinRoom)
+	if err != nil {
+		return err
 	}
+	p.chunk = p.chunk[used:used]
+	p.enqueue(p.recs[:n])
+	return nil
+}
+
+// room starts a new chunk when the current one has less than chunkMinRoom
+// bytes left.
+func (p *pump) room() {
+	if cap(p.chunk) < chunkMinRoom {
+		p.chunk = make([]byte, 0, chunkSize)
+	}
+}
+
+// enqueue queues recs, whose samples the reader copied into the chunk (a
+// record larger than the chunk's rest has its own allocation); it returns
+// the bytes of ring space they took.
+func (p *pump) enqueue(recs []Record) int {
 	if p.qHead > 0 && p.qHead >= len(p.q)/2 {
 		n := copy(p.q, p.q[p.qHead:])
 		clear(p.q[n:])
 		p.q, p.qHead = p.q[:n], 0
 	}
-	slab := p.carve(size)
+	size := 0
 	for i := range recs {
 		rec := &recs[i]
 		if rec.LostSamples > 0 {
 			p.q = append(p.q, item{lost: rec.LostSamples})
-			continue
+		} else {
+			p.q = append(p.q, item{data: rec.RawSample})
+			size += len(rec.RawSample)
 		}
-		n := copy(slab, rec.RawSample)
-		p.q = append(p.q, item{data: slab[:n:n]})
-		slab = slab[n:]
+		rec.RawSample = nil // the chunk is the receiver's now
 	}
 	p.qBytes += size + len(recs)*queueItemCost
 	return size + len(recs)*8
-}
-
-// carve returns size bytes from the current chunk, starting a new one
-// when it has no room.
-func (p *pump) carve(size int) []byte {
-	if size > len(p.chunk) {
-		if size > chunkSize/2 {
-			return make([]byte, size)
-		}
-		p.chunk = make([]byte, chunkSize)
-	}
-	b := p.chunk[:size:size]
-	p.chunk = p.chunk[size:]
-	return b
 }
 
 // pop removes the head of the queue, which was handed over.
