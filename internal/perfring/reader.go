@@ -186,12 +186,12 @@ func (r *reader) fillBuf(recs []Record, buf []byte, minRoom int) (int, int, erro
 			rec.RawSample = buf[used:used:cap(buf)]
 		}
 		ok, err := r.src.next(rec)
-		if buf != nil && ok && cap(rec.RawSample) == cap(buf)-used {
-			// Stored in place (a sample too big for the rest of buf
-			// got its own allocation instead).
+		if buf != nil && ok {
 			n := len(rec.RawSample)
+			if cap(rec.RawSample) == cap(buf)-used {
+				used += n // stored in place, not in an allocation of its own
+			}
 			rec.RawSample = rec.RawSample[:n:n]
-			used += n
 		}
 		if err != nil {
 			if k > 0 {
