@@ -9,9 +9,11 @@ import (
 )
 
 // The channel APIs (PerfMap, RingBuf) run one goroutine, the pump, per
-// reader. It reads the rings in batches, copies the records into chunks of
-// chunkSize bytes that the records handed over are carved from, and sends them
-// on the caller's channel. While the receiver is slow (the channel is
+// reader. It reads the rings in batches, the reader copying each record
+// once, from the ring straight into a chunk of chunkSize bytes that the
+// records handed over are carved from, and sends them on the caller's
+// channel (without blocking while it has room), then yields to the
+// receiver it woke before it waits for the rings again. While the receiver is slow (the channel is
 // full) the pump keeps draining the rings into its own bounded queue, so
 // that a receiver's hiccup does not overflow the kernel's rings; once the
 // queue holds queueBytes it leaves the records in the rings, where the
