@@ -245,19 +245,32 @@ func (p *pump) pop() {
 func (p *pump) flush() bool {
 	for p.qHead < len(p.q) {
 		it := &p.q[p.qHead]
-		if it.lost > 0 {
-			if p.lostChan == nil {
-				p.pop()
-				continue
+		if it.lost == 0 {
+			// A run of records: hand them over in a tight loop and
+			// drop them from the queue at once (the shorter the
+			// burst, the less the receiver woken by its first record
+			// contends with it for the channel).
+			i, n, full := p.qHead, 0, false
+			for ; i < len(p.q) && p.q[i].lost == 0; i++ {
+				select {
+				case p.receiver <- p.q[i].data:
+					n += len(p.q[i].data)
+					continue
+				default:
+				}
+				full = true
+				break
 			}
-			select {
-			case p.lostChan <- it.lost:
-			default:
+			p.dropHead(i, n)
+			if full {
 				return false
 			}
-		} else {
+			continue
+		}
+		// A lost notice.
+		if p.lostChan != nil {
 			select {
-			case p.receiver <- it.data:
+			case p.lostChan <- it.lost:
 			default:
 				return false
 			}
@@ -265,6 +278,17 @@ func (p *pump) flush() bool {
 		p.pop()
 	}
 	return true
+}
+
+// dropHead removes the records before index i, n bytes, which were handed
+// over, from the queue.
+func (p *pump) dropHead(i, n int) {
+	clear(p.q[p.qHead:i])
+	p.qBytes -= n + (i-p.qHead)*queueItemCost
+	p.qHead = i
+	if p.qHead == len(p.q) {
+		p.q, p.qHead = p.q[:0], 0
+	}
 }
 
 // send blocks until the head of the queue is handed over (true) or one of
