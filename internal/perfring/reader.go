@@ -125,21 +125,81 @@ func (r *reader) ReadAvailable(recs []Record) (int, error) {
 	return r.fill(recs)
 }
 
+// ReadBatchBuf is ReadBatch that copies the samples one after another
+// into buf instead of into each record's own RawSample: one copy from the
+// ring into memory the caller carves its records from. Each stored
+// record's RawSample is a full slice (len == cap) of buf, or a separate
+// allocation when the rest of buf could not hold it. It returns how many
+// records it stored and how many bytes of buf they took; the batch ends
+// early once less than minRoom bytes of buf (its capacity) are left.
+func (r *reader) ReadBatchBuf(ctx context.Context, recs []Record, buf []byte, minRoom int) (int, int, error) {
+	if len(recs) == 0 {
+		return 0, 0, errors.New("perfring: ReadBatchBuf needs a non-empty slice")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if r.poll.closed.Load() {
+			return 0, 0, ErrClosed
+		}
+		if err := ctxDone(ctx); err != nil {
+			return 0, 0, err
+		}
+		if k, used, err := r.fillBuf(recs, buf, minRoom); k > 0 || err != nil {
+			return k, used, err
+		}
+		if err := r.src.wait(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+}
+
+// ReadAvailableBuf is ReadBatchBuf without the wait.
+func (r *reader) ReadAvailableBuf(recs []Record, buf []byte, minRoom int) (int, int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.poll.closed.Load() {
+		return 0, 0, ErrClosed
+	}
+	return r.fillBuf(recs, buf, minRoom)
+}
+
 func (r *reader) fill(recs []Record) (int, error) {
+	k, _, err := r.fillBuf(recs, nil, 0)
+	return k, err
+}
+
+// fillBuf fills recs with pending records; with buf != nil their samples
+// go one after another into buf (see ReadBatchBuf).
+func (r *reader) fillBuf(recs []Record, buf []byte, minRoom int) (int, int, error) {
 	if err := r.err; err != nil {
 		r.err = nil
-		return 0, err
+		return 0, 0, err
 	}
-	k := 0
+	k, used := 0, 0
 	for k < len(recs) {
-		ok, err := r.src.next(&recs[k])
+		rec := &recs[k]
+		if buf != nil {
+			if cap(buf)-used < minRoom {
+				break
+			}
+			rec.RawSample = buf[used:used:cap(buf)]
+		}
+		ok, err := r.src.next(rec)
+		if buf != nil && ok {
+			n := len(rec.RawSample)
+			if cap(rec.RawSample) == cap(buf)-used {
+				used += n // stored in place, not in an allocation of its own
+			}
+			rec.RawSample = rec.RawSample[:n:n]
+		}
 		if err != nil {
 			if k > 0 {
 				r.err = err // report the error on the next call
 				break
 			}
 			r.src.release(0)
-			return 0, err
+			return 0, 0, err
 		}
 		if !ok {
 			break
@@ -147,5 +207,5 @@ func (r *reader) fill(recs []Record) (int, error) {
 		k++
 	}
 	r.src.release(k) // hand the space back before the caller works on the batch
-	return k, nil
+	return k, used, nil
 }
