@@ -82,8 +82,21 @@ type ProgLoadAttr struct {
 	// without a log, ProgLoad retries once with level 1 to get one.
 	LogLevel uint32
 	LogSize  uint32
+	// AttachBTFID is the kernel BTF id of the attach target (fentry, LSM,
+	// tp_btf, iterators).
+	AttachBTFID uint32
+	// BTFFd (> 0) is the program's BTF, which FuncInfo and LineInfo
+	// (records of FuncInfoRecSize and LineInfoRecSize bytes) refer to.
+	BTFFd           int
+	FuncInfo        []byte
+	FuncInfoRecSize uint32
+	LineInfo        []byte
+	LineInfoRecSize uint32
 }
 
+// progLoadAttr is the BPF_PROG_LOAD member of union bpf_attr up to
+// log_true_size (kernel 6.4); older kernels accept it as long as what they
+// do not know is zero.
 type progLoadAttr struct {
 	ProgType           uint32
 	InsnCnt            uint32
@@ -97,6 +110,20 @@ type progLoadAttr struct {
 	ProgName           [16]byte
 	ProgIfindex        uint32
 	ExpectedAttachType uint32
+	ProgBTFFd          uint32
+	FuncInfoRecSize    uint32
+	FuncInfo           unsafe.Pointer
+	FuncInfoCnt        uint32
+	LineInfoRecSize    uint32
+	LineInfo           unsafe.Pointer
+	LineInfoCnt        uint32
+	AttachBTFID        uint32
+	AttachBTFObjFd     uint32
+	CoreReloCnt        uint32
+	FdArray            unsafe.Pointer
+	CoreRelos          unsafe.Pointer
+	CoreReloRecSize    uint32
+	LogTrueSize        uint32
 }
 
 // VerifierError is a program load the kernel rejected, with the verifier's log.
@@ -129,6 +156,16 @@ func ProgLoad(a *ProgLoadAttr) (int, error) {
 		KernVersion:        a.KernVersion,
 		ProgIfindex:        a.Ifindex,
 		ExpectedAttachType: uint32(a.ExpectedAttachType),
+		AttachBTFID:        a.AttachBTFID,
+	}
+	if a.BTFFd > 0 {
+		attr.ProgBTFFd = uint32(a.BTFFd)
+		if len(a.FuncInfo) > 0 && a.FuncInfoRecSize > 0 {
+			attr.FuncInfo, attr.FuncInfoRecSize, attr.FuncInfoCnt = bytesPtr(a.FuncInfo), a.FuncInfoRecSize, uint32(len(a.FuncInfo))/a.FuncInfoRecSize
+		}
+		if len(a.LineInfo) > 0 && a.LineInfoRecSize > 0 {
+			attr.LineInfo, attr.LineInfoRecSize, attr.LineInfoCnt = bytesPtr(a.LineInfo), a.LineInfoRecSize, uint32(len(a.LineInfo))/a.LineInfoRecSize
+		}
 	}
 	setObjName(&attr.ProgName, a.Name)
 	level, size := a.LogLevel, a.LogSize
@@ -142,7 +179,7 @@ func ProgLoad(a *ProgLoadAttr) (int, error) {
 			attr.LogLevel, attr.LogSize, attr.LogBuf = level, size, bytesPtr(log)
 		}
 		fd, err := Syscall(BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
-		keep(a.Insns, lic, log)
+		keep(a.Insns, lic, log, a.FuncInfo, a.LineInfo)
 		if err == nil {
 			return fd, nil
 		}
