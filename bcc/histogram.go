@@ -77,26 +77,22 @@ type HistSection struct {
 // scaled to the largest count. Sections (struct keys) each start with an
 // empty line and "<SectionHeader> = <key>". At most one HistOptions.
 func (t *Table) PrintLog2Hist(w io.Writer, valType string, opts ...HistOptions) error {
-	secs, keyed, o, err := t.histCollect("PrintLog2Hist", Log2HistSlots, opts)
-	if err != nil {
-		return err
-	}
-	var b strings.Builder
-	for _, s := range secs {
-		if keyed {
-			writeSectionLine(&b, o, s.section)
-		}
-		writeLog2Hist(&b, s.vals, valType, o.StripLeadingZero)
-	}
-	_, err = io.WriteString(w, b.String())
-	return err
+	return t.printHist(w, "PrintLog2Hist", Log2HistSlots, valType, opts, writeLog2Hist)
 }
 
 // PrintLinearHist writes the table as a linear histogram exactly as bcc
 // Python's print_linear_hist(val_type) prints it: one row per value from 0
 // to the highest counted one. Keys must be below LinearHistSlots.
 func (t *Table) PrintLinearHist(w io.Writer, valType string, opts ...HistOptions) error {
-	secs, keyed, o, err := t.histCollect("PrintLinearHist", LinearHistSlots, opts)
+	return t.printHist(w, "PrintLinearHist", LinearHistSlots, valType, opts, writeLinearHist)
+}
+
+// printHist collects the table's sections and writes each, with its section
+// line when the keys have sections, through write (writeLog2Hist or
+// writeLinearHist).
+func (t *Table) printHist(w io.Writer, what string, slots int, valType string, opts []HistOptions,
+	write func(b *strings.Builder, vals []uint64, valType string, stripLeadingZero bool)) error {
+	secs, keyed, o, err := t.histCollect(what, slots, opts)
 	if err != nil {
 		return err
 	}
@@ -105,7 +101,7 @@ func (t *Table) PrintLinearHist(w io.Writer, valType string, opts ...HistOptions
 		if keyed {
 			writeSectionLine(&b, o, s.section)
 		}
-		writeLinearHist(&b, s.vals, valType, o.StripLeadingZero)
+		write(&b, s.vals, valType, o.StripLeadingZero)
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
