@@ -404,23 +404,34 @@ func matchMember(ls *Spec, la acc, t *Spec, id TypeID, ts *coreSpec, depth int) 
 	return 0, false, nil
 }
 
+// resolvePair skips the modifiers and typedefs of a local and a target
+// type and returns both resolved ids and types.
+func resolvePair(ls *Spec, lid TypeID, t *Spec, tid TypeID) (TypeID, Type, TypeID, Type, error) {
+	lid, err := ls.Resolve(lid)
+	if err != nil {
+		return 0, Type{}, 0, Type{}, err
+	}
+	if tid, err = t.Resolve(tid); err != nil {
+		return 0, Type{}, 0, Type{}, err
+	}
+	lt, err := ls.Type(lid)
+	if err != nil {
+		return 0, Type{}, 0, Type{}, err
+	}
+	tt, err := t.Type(tid)
+	if err != nil {
+		return 0, Type{}, 0, Type{}, err
+	}
+	return lid, lt, tid, tt, nil
+}
+
 // fieldsCompat is libbpf's field compatibility: composites match any
 // composite, scalars by kind, enums and fwds by essential name.
 func fieldsCompat(ls *Spec, lid TypeID, t *Spec, tid TypeID, depth int) (bool, error) {
 	for ; depth > 0; depth-- {
 		var err error
-		if lid, err = ls.Resolve(lid); err != nil {
-			return false, err
-		}
-		if tid, err = t.Resolve(tid); err != nil {
-			return false, err
-		}
-		lt, err := ls.Type(lid)
-		if err != nil {
-			return false, err
-		}
-		tt, err := t.Type(tid)
-		if err != nil {
+		var lt, tt Type
+		if lid, lt, tid, tt, err = resolvePair(ls, lid, t, tid); err != nil {
 			return false, err
 		}
 		lc := lt.Kind == KindStruct || lt.Kind == KindUnion
@@ -468,18 +479,8 @@ func fieldsCompat(ls *Spec, lid TypeID, t *Spec, tid TypeID, depth int) (bool, e
 func typesCompat(ls *Spec, lid TypeID, t *Spec, tid TypeID, depth int) (bool, error) {
 	for ; depth > 0; depth-- {
 		var err error
-		if lid, err = ls.Resolve(lid); err != nil {
-			return false, err
-		}
-		if tid, err = t.Resolve(tid); err != nil {
-			return false, err
-		}
-		lt, err := ls.Type(lid)
-		if err != nil {
-			return false, err
-		}
-		tt, err := t.Type(tid)
-		if err != nil {
+		var lt, tt Type
+		if lid, lt, tid, tt, err = resolvePair(ls, lid, t, tid); err != nil {
 			return false, err
 		}
 		if !kindsCompat(lt.Kind, tt.Kind) {
@@ -542,18 +543,8 @@ func typesMatch(ls *Spec, lid TypeID, t *Spec, tid TypeID, behindPtr bool, depth
 		var err error
 		// Names are compared after skipping typedefs (root typedefs were
 		// matched by name already, when picking candidates).
-		if lid, err = ls.Resolve(lid); err != nil {
-			return false, err
-		}
-		if tid, err = t.Resolve(tid); err != nil {
-			return false, err
-		}
-		lt, err := ls.Type(lid)
-		if err != nil {
-			return false, err
-		}
-		tt, err := t.Type(tid)
-		if err != nil {
+		var lt, tt Type
+		if lid, lt, tid, tt, err = resolvePair(ls, lid, t, tid); err != nil {
 			return false, err
 		}
 		if !namesMatch(lt.Name, tt.Name) {
