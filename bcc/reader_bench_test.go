@@ -458,6 +458,19 @@ func BenchmarkPerfDelivery(b *testing.B) {
 			}
 		}
 	}
+	// The like-for-like reference for the channel APIs: what a program
+	// writes by hand to get a channel from the low-level reader, a
+	// goroutine that reads batches with ReadBatch and sends a copy of
+	// each record on a chan []byte (4096 slots), received as above.
+	b.Run("ReadBatchToChannel", func(b *testing.B) {
+		runDelivery(b, perfSource, func(m *Module) (consumeFunc, func() uint64) {
+			r, err := NewPerfReader(table(m, "events"), PerfReaderOptions{PageCount: 64})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return forwardToChannel(r.ReadBatch, r.Close)
+		})
+	})
 	b.Run("PerfMapChannel", func(b *testing.B) { runDelivery(b, perfSource, perfMap(false)) })
 	b.Run("PerfMapChannelSelect", func(b *testing.B) { runDelivery(b, perfSource, perfMap(true)) })
 	ringReader := func(m *Module) (consumeFunc, func() uint64) {
@@ -471,6 +484,18 @@ func BenchmarkPerfDelivery(b *testing.B) {
 	// The ring buffer (512 KiB) read with ReadBatch, default scheduler.
 	b.Run("RingBufReadBatch", func(b *testing.B) {
 		runDelivery(b, ringbufBenchSource, ringReader)
+	})
+	// The ring buffer read with ReadBatch and forwarded to a channel by
+	// hand (see ReadBatchToChannel).
+	b.Run("RingBufReadBatchToChannel", func(b *testing.B) {
+		runDelivery(b, ringbufBenchSource, func(m *Module) (consumeFunc, func() uint64) {
+			drainRing(b, m)
+			r, err := NewRingBufReader(table(m, "events"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return forwardToChannel(r.ReadBatch, r.Close)
+		})
 	})
 	// The ring buffer's channel API.
 	b.Run("RingBufChannel", func(b *testing.B) {
@@ -493,6 +518,46 @@ func BenchmarkPerfDelivery(b *testing.B) {
 			}
 		})
 	})
+}
+
+// forwardToChannel starts a goroutine that reads batches with readBatch
+// and sends a copy of each record on a channel, and returns the consumer
+// of that channel and the cleanup that stops the goroutine, closes the
+// reader and returns the records the kernel reported lost.
+func forwardToChannel(readBatch func(context.Context, []Record) (int, error), closeReader func() error) (consumeFunc, func() uint64) {
+	recv := make(chan []byte, 4096)
+	ctx, cancel := context.WithCancel(context.Background())
+	var lost atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		recs := make([]Record, 256)
+		for {
+			k, err := readBatch(ctx, recs)
+			if err != nil {
+				return
+			}
+			for i := range recs[:k] {
+				if l := recs[i].LostSamples; l > 0 {
+					lost.Add(l)
+					continue
+				}
+				d := make([]byte, len(recs[i].RawSample))
+				copy(d, recs[i].RawSample)
+				select {
+				case recv <- d:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return channelConsumer(recv, false), func() uint64 {
+		cancel()
+		<-done
+		closeReader()
+		return lost.Load()
+	}
 }
 
 // drainRing empties the ring buffer of what the limit run left in it.

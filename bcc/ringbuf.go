@@ -3,6 +3,7 @@ package bcc
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/iovisor/gobpf/internal/perfring"
 )
@@ -116,6 +117,7 @@ func InitRingBuf(table *Table, receiverChan chan []byte) (*RingBuf, error) {
 	// The ring cannot be paused: drain at most one ring's worth, which is
 	// everything submitted before Stop.
 	p.drainMax = rr.Size()
+	p.gather = 200 * time.Microsecond
 	return &RingBuf{p: p}, nil
 }
 

@@ -1,8 +1,10 @@
 package perfring
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"runtime"
 	"sync"
 	"testing"
@@ -453,4 +455,67 @@ func readSome(t *testing.T, ctx context.Context, r interface {
 		t.Fatal(err)
 	}
 	return recs[:k]
+}
+
+// TestWaitBatchBuf: WaitBatchBuf waits for the next wakeup even with
+// records pending (below the watermark, the poll interval wakes it), then
+// takes them all in one batch; a cancelled context and Close end the wait.
+func TestWaitBatchBuf(t *testing.T) {
+	t.Cleanup(testutil.CheckLeaks(t))
+	m := newPerfArray(t)
+	prog := perfProg(t, m)
+	const poll = 60 * time.Millisecond
+	r, err := NewPerfReader(m, PerfReaderOptions{PollInterval: poll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	e := newEmitter(t, prog, 0)
+	defer e.stop()
+	for i := uint64(0); i < 3; i++ {
+		if rc := e.emit(i); rc != 0 {
+			t.Fatalf("emit: %d", rc)
+		}
+	}
+	recs := make([]Record, 16)
+	buf := make([]byte, 0, 4096)
+	start := time.Now()
+	k, used, err := r.WaitBatchBuf(context.Background(), recs, buf, 128)
+	waited := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k != 3 || used == 0 {
+		t.Fatalf("got %d records (%d bytes), want the 3 pending in one batch", k, used)
+	}
+	for i := range recs[:k] {
+		if want := seqRecord(uint64(i)); !bytes.Equal(recs[i].RawSample[:len(want)], want) {
+			t.Fatalf("record %d: %x, want %x", i, recs[i].RawSample, want)
+		}
+	}
+	if waited < poll/2 {
+		t.Fatalf("returned after %v with records pending below the watermark; want a wait for the %v poll interval", waited, poll)
+	}
+	// Nothing pending: a cancelled context ends the wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*poll)
+	defer cancel()
+	if _, _, err := r.WaitBatchBuf(ctx, recs, buf, 128); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitBatchBuf with an expiring context: %v, want context.DeadlineExceeded", err)
+	}
+	// Close wakes a waiter at once.
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := r.WaitBatchBuf(context.Background(), recs, buf, 128)
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	r.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("WaitBatchBuf after Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not wake WaitBatchBuf")
+	}
 }

@@ -154,6 +154,33 @@ func (r *reader) ReadBatchBuf(ctx context.Context, recs []Record, buf []byte, mi
 	}
 }
 
+// WaitBatchBuf is ReadBatchBuf that first waits for the source's next
+// wakeup (a perf ring's watermark, the poll interval, or for a ring buffer
+// any committed record) even if records are pending: a reader that has
+// just drained the rings lets the next records gather, then takes them in
+// one batch, rather than coming back for the few that arrived meanwhile.
+func (r *reader) WaitBatchBuf(ctx context.Context, recs []Record, buf []byte, minRoom int) (int, int, error) {
+	if len(recs) == 0 {
+		return 0, 0, errors.New("perfring: WaitBatchBuf needs a non-empty slice")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if r.poll.closed.Load() {
+			return 0, 0, ErrClosed
+		}
+		if err := r.src.wait(ctx); err != nil {
+			return 0, 0, err
+		}
+		if r.poll.closed.Load() {
+			return 0, 0, ErrClosed
+		}
+		if k, used, err := r.fillBuf(recs, buf, minRoom); k > 0 || err != nil {
+			return k, used, err
+		}
+	}
+}
+
 // ReadAvailableBuf is ReadBatchBuf without the wait.
 func (r *reader) ReadAvailableBuf(recs []Record, buf []byte, minRoom int) (int, int, error) {
 	r.mu.Lock()
