@@ -31,6 +31,9 @@ int main(void) {
 }
 `
 
+// Each stack replaces whatever stack shares its bucket
+// (BPF_F_REUSE_STACKID): the kernel subtest's stack lands in the user
+// subtest's bucket one run in 128, and without the flag gets -EEXIST.
 const stackBPF = `
 #include <uapi/linux/ptrace.h>
 BPF_STACK_TRACE(stacks, 128);
@@ -41,7 +44,7 @@ BPF_HASH(not_stack, u32, u32);
 
 int on_leaf(struct pt_regs *ctx) {
 	int k = 0;
-	int id = stacks.get_stackid(ctx, BPF_F_USER_STACK);
+	int id = stacks.get_stackid(ctx, BPF_F_USER_STACK | BPF_F_REUSE_STACKID);
 	ids.update(&k, &id);
 	counts.increment(k);
 	return 0;
@@ -58,7 +61,7 @@ TRACEPOINT_PROBE(signal, signal_generate) {
 	    args->pid != *want || args->sig != 9 /* SIGKILL */)
 		return 0;
 	int k = 1;
-	int id = stacks.get_stackid(args, 0);
+	int id = stacks.get_stackid(args, BPF_F_REUSE_STACKID);
 	ids.update(&k, &id);
 	counts.increment(k);
 	return 0;

@@ -133,6 +133,20 @@ func (r *reader) ReadAvailable(recs []Record) (int, error) {
 // records it stored and how many bytes of buf they took; the batch ends
 // early once less than minRoom bytes of buf (its capacity) are left.
 func (r *reader) ReadBatchBuf(ctx context.Context, recs []Record, buf []byte, minRoom int) (int, int, error) {
+	return r.readBuf(ctx, recs, buf, minRoom, false)
+}
+
+// WaitBatchBuf is ReadBatchBuf that first waits for the source's next
+// wakeup (a perf ring's watermark, the poll interval, or for a ring buffer
+// any committed record) even if records are pending: a reader that has
+// just drained the rings lets the next records gather, then takes them in
+// one batch, rather than coming back for the few that arrived meanwhile.
+func (r *reader) WaitBatchBuf(ctx context.Context, recs []Record, buf []byte, minRoom int) (int, int, error) {
+	return r.readBuf(ctx, recs, buf, minRoom, true)
+}
+
+// readBuf is ReadBatchBuf, and WaitBatchBuf with waitFirst.
+func (r *reader) readBuf(ctx context.Context, recs []Record, buf []byte, minRoom int, waitFirst bool) (int, int, error) {
 	if len(recs) == 0 {
 		return 0, 0, errors.New("perfring: ReadBatchBuf needs a non-empty slice")
 	}
@@ -145,38 +159,14 @@ func (r *reader) ReadBatchBuf(ctx context.Context, recs []Record, buf []byte, mi
 		if err := ctxDone(ctx); err != nil {
 			return 0, 0, err
 		}
-		if k, used, err := r.fillBuf(recs, buf, minRoom); k > 0 || err != nil {
-			return k, used, err
+		if !waitFirst {
+			if k, used, err := r.fillBuf(recs, buf, minRoom); k > 0 || err != nil {
+				return k, used, err
+			}
 		}
+		waitFirst = false
 		if err := r.src.wait(ctx); err != nil {
 			return 0, 0, err
-		}
-	}
-}
-
-// WaitBatchBuf is ReadBatchBuf that first waits for the source's next
-// wakeup (a perf ring's watermark, the poll interval, or for a ring buffer
-// any committed record) even if records are pending: a reader that has
-// just drained the rings lets the next records gather, then takes them in
-// one batch, rather than coming back for the few that arrived meanwhile.
-func (r *reader) WaitBatchBuf(ctx context.Context, recs []Record, buf []byte, minRoom int) (int, int, error) {
-	if len(recs) == 0 {
-		return 0, 0, errors.New("perfring: WaitBatchBuf needs a non-empty slice")
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for {
-		if r.poll.closed.Load() {
-			return 0, 0, ErrClosed
-		}
-		if err := r.src.wait(ctx); err != nil {
-			return 0, 0, err
-		}
-		if r.poll.closed.Load() {
-			return 0, 0, ErrClosed
-		}
-		if k, used, err := r.fillBuf(recs, buf, minRoom); k > 0 || err != nil {
-			return k, used, err
 		}
 	}
 }
