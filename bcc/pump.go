@@ -228,23 +228,19 @@ func (p *pump) readBatch(ctx context.Context) error {
 	total := n
 	// A batch that filled the chunk goes on in a new one, without
 	// waiting, until the rings are drained or p.recs is full: one hand-off
-	// to the receiver per wakeup.
-	for total < len(p.recs) && cap(p.chunk)-used < chunkMinRoom {
+	// to the receiver per wakeup. What was read is handed over even when
+	// a later read fails; the error then ends the pump.
+	for err == nil && n > 0 && total < len(p.recs) && cap(p.chunk)-used < chunkMinRoom {
 		p.chunk = p.chunk[used:used]
 		p.room()
 		n, used, err = p.r.ReadAvailableBuf(p.recs[total:], p.chunk, chunkMinRoom)
-		if err != nil || n == 0 {
-			// Hand over what was read; an error ends the pump after it.
-			p.enqueue(p.recs[:total])
-			return err
-		}
 		total += n
 	}
 	p.drained = total < len(p.recs) && cap(p.chunk)-used >= chunkMinRoom
 	p.lastBatch = total
 	p.chunk = p.chunk[used:used]
 	p.enqueue(p.recs[:total])
-	return nil
+	return err
 }
 
 // room starts a new chunk when the current one has less than chunkMinRoom
