@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/iovisor/gobpf/internal/chanpump"
 	"github.com/iovisor/gobpf/internal/perfring"
 )
 
@@ -173,18 +174,17 @@ func InitPerfMapWithPageCnt(table *Table, receiverChan chan []byte, lostChan cha
 	if err != nil {
 		return nil, errorf("perf map %s: %w", tableName(table), err)
 	}
-	p, err := newPump(pr, table.module, receiverChan, lostChan)
+	p, err := newPump(pr, table.module, receiverChan, lostChan, chanpump.Options{DrainPrep: func() { pr.Pause() }})
 	if err != nil { // Module.Close began meanwhile
 		pr.Close()
 		return nil, errorf("perf map %s: %w", tableName(table), err)
 	}
-	p.drainPrep = func() { pr.Pause() }
 	return &PerfMap{r: pr, p: p}, nil
 }
 
 // Start starts delivering records on the receiver channel (from a new
 // goroutine). Calling it again, or after Stop, does nothing.
-func (pm *PerfMap) Start() { pm.p.start() }
+func (pm *PerfMap) Start() { pm.p.Start() }
 
 // Stop stops delivering and closes the perf map. It pauses the rings and
 // hands over the records already read and those still in the rings as
@@ -199,4 +199,4 @@ func (pm *PerfMap) Stop() { pm.p.finish(true) }
 // because a ring was full (as reported with the ring's next record), and
 // read but never handed over because Stop gave up on the receiver or the
 // module was closed.
-func (pm *PerfMap) Lost() uint64 { return pm.p.lost.Load() }
+func (pm *PerfMap) Lost() uint64 { return pm.p.Lost() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/iovisor/gobpf/internal/chanpump"
 	"github.com/iovisor/gobpf/internal/perfring"
 )
 
@@ -109,21 +110,19 @@ func InitRingBuf(table *Table, receiverChan chan []byte) (*RingBuf, error) {
 	if err != nil {
 		return nil, errorf("ring buffer %s: %w", tableName(table), err)
 	}
-	p, err := newPump(rr, table.module, receiverChan, nil)
+	// The ring cannot be paused: the final drain takes at most one ring's
+	// worth, which is everything submitted before Stop.
+	p, err := newPump(rr, table.module, receiverChan, nil, chanpump.Options{DrainMax: rr.Size(), Gather: 200 * time.Microsecond})
 	if err != nil { // Module.Close began meanwhile
 		rr.Close()
 		return nil, errorf("ring buffer %s: %w", tableName(table), err)
 	}
-	// The ring cannot be paused: drain at most one ring's worth, which is
-	// everything submitted before Stop.
-	p.drainMax = rr.Size()
-	p.gather = 200 * time.Microsecond
 	return &RingBuf{p: p}, nil
 }
 
 // Start starts delivering records on the receiver channel (from a new
 // goroutine). Calling it again, or after Stop, does nothing.
-func (rb *RingBuf) Start() { rb.p.start() }
+func (rb *RingBuf) Start() { rb.p.Start() }
 
 // Stop stops delivering and closes the ring buffer. It hands over the
 // records already read and those in the ring (up to one ring's worth) as
@@ -136,4 +135,4 @@ func (rb *RingBuf) Stop() { rb.p.finish(true) }
 // Stop gave up on the receiver or the module was closed. (Records the ring
 // had no room for are not reported by the kernel: count them in the
 // program, see above.)
-func (rb *RingBuf) Lost() uint64 { return rb.p.lost.Load() }
+func (rb *RingBuf) Lost() uint64 { return rb.p.Lost() }

@@ -116,7 +116,11 @@
 // # Perf maps
 //
 // InitPerfMap reads a perf event array through one ring per online CPU,
-// sent to a channel by PollStart. With the section parameters
+// sent to a channel by PollStart, from a goroutine that reads the rings in
+// batches (the pump of the bcc package's PerfMap). PollStop hands over the
+// records left while the receiver takes them, then closes the channels;
+// Lost counts what the kernel dropped and what was never handed over.
+// With the section parameters
 // PerfRingBufferBackward and PerfRingBufferOverwritable the rings are
 // gobpf's flight recorder instead: the kernel keeps the newest records,
 // DumpBackward reads them and SwapAndDumpBackward swaps in fresh rings.

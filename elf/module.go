@@ -618,7 +618,7 @@ func (b *Module) CloseExt(options map[string]CloseOptions) error {
 func (b *Module) closeAll(options map[string]CloseOptions) error {
 	errs := []error{b.closeModern()}
 	for pm := range b.perfMaps {
-		pm.stop()
+		pm.stop(false) // no waiting for the receiver
 	}
 	for _, k := range sortedKeys(b.probes) {
 		errs = append(errs, b.probes[k].close())

@@ -55,7 +55,7 @@ var unpinAll = map[string]CloseOptions{
 }
 
 // cleanPins removes what loading the test object pins.
-func cleanPins(t *testing.T) {
+func cleanPins(t testing.TB) {
 	t.Helper()
 	spec, err := parseFile(t, testObject(t))
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 // These tests only parse: they need clang but neither root nor cgo.
 
-func parseFile(t *testing.T, path string) (*objectSpec, error) {
+func parseFile(t testing.TB, path string) (*objectSpec, error) {
 	t.Helper()
 	return NewModule(path).parse()
 }

@@ -1,13 +1,13 @@
 package elf
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sort"
 	"sync"
 
 	"github.com/iovisor/gobpf/internal/bpfsys"
+	"github.com/iovisor/gobpf/internal/chanpump"
 	"github.com/iovisor/gobpf/internal/perfring"
 )
 
@@ -24,8 +24,7 @@ type PerfMap struct {
 	reader  *perfring.PerfReader
 	back    *perfring.BackwardRings // overwritable rings instead of reader
 	pages   int
-	cancel  context.CancelFunc
-	done    chan struct{}
+	pump    *chanpump.Pump
 	started bool
 	stopped bool
 }
@@ -83,7 +82,8 @@ func (pm *PerfMap) SetTimestampFunc(timestamp func(*[]byte) uint64) {
 	pm.timestamp = timestamp
 }
 
-// PollStart starts sending records to the channels, from a goroutine. It
+// PollStart starts sending records to the channels, from a goroutine
+// that reads the rings in batches (see bcc's PerfMap: the same pump). It
 // does nothing for a map with overwritable rings (SectionParams
 // PerfRingBufferBackward and PerfRingBufferOverwritable): those are read
 // with DumpBackward or SwapAndDumpBackward.
@@ -94,70 +94,57 @@ func (pm *PerfMap) PollStart() {
 		return // overwritable rings are read with DumpBackward
 	}
 	pm.started = true
-	ctx, cancel := context.WithCancel(context.Background())
-	pm.cancel = cancel
-	pm.done = make(chan struct{})
-	go pm.poll(ctx)
-}
-
-func (pm *PerfMap) poll(ctx context.Context) {
-	defer func() {
-		close(pm.receiverChan)
-		if pm.lostChan != nil {
-			close(pm.lostChan)
-		}
-		close(pm.done)
-	}()
-	recs := make([]perfring.Record, 64)
-	for {
-		for i := range recs {
-			recs[i].RawSample = nil // each record sent gets its own slice
-		}
-		n, err := pm.reader.ReadBatch(ctx, recs)
-		if err != nil {
-			return
-		}
-		batch := recs[:n]
-		if pm.timestamp != nil {
+	r := pm.reader
+	o := chanpump.Options{
+		DrainPrep: func() { r.Pause() },
+		Done: func() {
+			close(pm.receiverChan)
+			if pm.lostChan != nil {
+				close(pm.lostChan)
+			}
+		},
+	}
+	if ts := pm.timestamp; ts != nil {
+		o.Order = func(batch []perfring.Record) {
 			sort.SliceStable(batch, func(i, j int) bool {
 				if batch[i].LostSamples != 0 || batch[j].LostSamples != 0 {
 					return false
 				}
-				return pm.timestamp(&batch[i].RawSample) < pm.timestamp(&batch[j].RawSample)
+				return ts(&batch[i].RawSample) < ts(&batch[j].RawSample)
 			})
 		}
-		for _, rec := range batch {
-			if rec.LostSamples != 0 {
-				if pm.lostChan == nil {
-					continue
-				}
-				select {
-				case pm.lostChan <- rec.LostSamples:
-				case <-ctx.Done():
-					return
-				}
-				continue
-			}
-			select {
-			case pm.receiverChan <- rec.RawSample:
-			case <-ctx.Done():
-				return
-			}
-		}
 	}
+	pm.pump = chanpump.New(r, pm.receiverChan, pm.lostChan, o)
+	pm.pump.Start()
 }
 
-// PollStop stops the polling goroutine and releases the perf rings. When
-// PollStart ran, the channels are closed by the sender side: callers must
-// not close them.
+// Lost returns how many records were lost so far: dropped by the kernel
+// because a ring was full, and read but never handed over because
+// PollStop gave up on the receiver or the module was closed.
+func (pm *PerfMap) Lost() uint64 {
+	pm.mu.Lock()
+	p := pm.pump
+	pm.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	return p.Lost()
+}
+
+// PollStop stops the polling goroutine and releases the perf rings. It
+// pauses the rings and hands over the records already read and those
+// still in the rings as long as the receiver keeps taking them; once the
+// receiver has taken nothing for 200 ms it counts the rest as lost (see
+// Lost) and returns. When PollStart ran, the channels are then closed by
+// the sender side: callers must not close them.
 func (pm *PerfMap) PollStop() {
-	pm.stop()
+	pm.stop(true)
 	pm.module.mu.Lock()
 	delete(pm.module.perfMaps, pm)
 	pm.module.mu.Unlock()
 }
 
-func (pm *PerfMap) stop() {
+func (pm *PerfMap) stop(graceful bool) {
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
 	if pm.stopped {
@@ -169,9 +156,7 @@ func (pm *PerfMap) stop() {
 		return
 	}
 	if pm.started {
-		pm.cancel()
-		pm.reader.Close()
-		<-pm.done
+		pm.pump.Stop(graceful) // closes the reader
 	} else {
 		pm.reader.Close()
 	}
