@@ -1,15 +1,10 @@
 package bcc
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"os/exec"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,36 +35,6 @@ import (
 //     upper bound for delivery), and records/s divided by it;
 //   - lost: records the kernel dropped (ring full). The benchmark fails if
 //     received+lost differs from the program's submission count.
-
-const generatorSource = `
-#define _GNU_SOURCE
-#include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/syscall.h>
-
-int main(int argc, char **argv) {
-	long n = argc > 1 ? atol(argv[1]) : 0;
-	char c;
-	if (read(0, &c, 1) != 1) /* wait for the go */
-		return 1;
-	if (argc > 2) { /* pin to one CPU: the reader gets the other */
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(atoi(argv[2]), &set);
-		sched_setaffinity(0, sizeof set, &set);
-	}
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	for (long i = 0; i < n; i++)
-		syscall(SYS_getppid);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	printf("%ld\n", (long)((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec)));
-	return 0;
-}
-`
 
 // ringbufBenchSource is perfSource with a ring buffer of 512 KiB (as much
 // as two CPUs' 64-page perf rings) instead of the perf event array.
@@ -144,51 +109,6 @@ func readerBenchModule(b *testing.B, src string) *Module {
 	return m
 }
 
-// generator is a started generator process waiting for its go.
-type generator struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-}
-
-func startGenerator(b *testing.B, bin string, n int) *generator {
-	b.Helper()
-	// Pin the generator to the last CPU so that it and the reader do not
-	// take turns on one core (the scheduler otherwise may stack them).
-	cmd := exec.Command(bin, strconv.Itoa(n), strconv.Itoa(runtime.NumCPU()-1))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	return &generator{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
-}
-
-func (g *generator) pid() int { return g.cmd.Process.Pid }
-
-func (g *generator) go_() { g.stdin.Write([]byte{1}) }
-
-// wait returns the generator's loop time.
-func (g *generator) wait(b *testing.B) time.Duration {
-	b.Helper()
-	line, _ := g.out.ReadString('\n')
-	g.stdin.Close()
-	if err := g.cmd.Wait(); err != nil {
-		b.Fatalf("generator: %v", err)
-	}
-	ns, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
-	if err != nil {
-		b.Fatalf("generator printed %q", line)
-	}
-	return time.Duration(ns)
-}
-
 func resetCounts(b *testing.B, m *Module, tgid int) {
 	b.Helper()
 	zero := make([]byte, 8)
@@ -212,19 +132,13 @@ func counter(b *testing.B, m *Module, k uint32) uint64 {
 	return binary.NativeEndian.Uint64(v)
 }
 
-func cpuTime(who int) time.Duration {
-	var ru unix.Rusage
-	unix.Getrusage(who, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // limitRate measures the generator with the program attached and nobody
 // reading.
 func limitRate(b *testing.B, m *Module, bin string, n int) float64 {
-	g := startGenerator(b, bin, n)
-	resetCounts(b, m, g.pid())
-	g.go_()
-	d := g.wait(b)
+	g := testutil.StartGenerator(b, bin, n)
+	resetCounts(b, m, g.Pid())
+	g.Go()
+	d := g.Wait(b)
 	if got := counter(b, m, 0); got != uint64(n) {
 		b.Fatalf("program saw %d of %d calls", got, n)
 	}
@@ -249,23 +163,23 @@ type consumeFunc func(ctx context.Context, n uint64, progress *atomic.Uint64) co
 // measures delivery through it.
 func runDelivery(b *testing.B, src string, open func(m *Module) (consumeFunc, func() uint64)) {
 	m := readerBenchModule(b, src)
-	bin := testutil.BuildC(b, generatorSource, "-O2")
+	bin := testutil.GeneratorBinary(b)
 	n := b.N
 	limit := limitRate(b, m, bin, max(n, 200000))
 	consume, cleanup := open(m)
 
-	g := startGenerator(b, bin, n)
-	resetCounts(b, m, g.pid())
+	g := testutil.StartGenerator(b, bin, n)
+	resetCounts(b, m, g.Pid())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	resc := make(chan consumeResult, 1)
 	b.ResetTimer()
-	cpu0 := cpuTime(unix.RUSAGE_SELF)
+	cpu0 := testutil.CPUTime(unix.RUSAGE_SELF)
 	start := time.Now()
 	var progress atomic.Uint64
 	go func() { resc <- consume(ctx, uint64(n), &progress) }()
-	g.go_()
-	genTime := g.wait(b)
+	g.Go()
+	genTime := g.Wait(b)
 	// The kernel reports a ring's losses only with its next record, so
 	// the consumer may never see the last ones: once the generator is
 	// done, wait for the records the program did submit (its count of
@@ -284,7 +198,7 @@ func runDelivery(b *testing.B, src string, open func(m *Module) (consumeFunc, fu
 			res = <-resc
 		}
 	}
-	cpu := cpuTime(unix.RUSAGE_SELF) - cpu0
+	cpu := testutil.CPUTime(unix.RUSAGE_SELF) - cpu0
 	b.StopTimer()
 	if l := cleanup(); l > res.lost {
 		res.lost = l // a channel API's Lost()
@@ -314,7 +228,7 @@ func runDelivery(b *testing.B, src string, open func(m *Module) (consumeFunc, fu
 	b.ReportMetric(rate/limit, "ratio")
 }
 
-func threadCPU() time.Duration { return cpuTime(unix.RUSAGE_THREAD) }
+func threadCPU() time.Duration { return testutil.CPUTime(unix.RUSAGE_THREAD) }
 
 // readerConsumer reads with ReadBatch (batch > 1) or ReadInto (batch 1).
 //
