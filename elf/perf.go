@@ -24,8 +24,7 @@ type PerfMap struct {
 	reader  *perfring.PerfReader
 	back    *perfring.BackwardRings // overwritable rings instead of reader
 	pages   int
-	pump    *chanpump.Pump
-	started bool
+	pump    *chanpump.Pump // set by PollStart
 	stopped bool
 }
 
@@ -90,10 +89,9 @@ func (pm *PerfMap) SetTimestampFunc(timestamp func(*[]byte) uint64) {
 func (pm *PerfMap) PollStart() {
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
-	if pm.started || pm.stopped || pm.back != nil {
+	if pm.pump != nil || pm.stopped || pm.back != nil {
 		return // overwritable rings are read with DumpBackward
 	}
-	pm.started = true
 	r := pm.reader
 	o := chanpump.Options{
 		DrainPrep: func() { r.Pause() },
@@ -155,7 +153,7 @@ func (pm *PerfMap) stop(graceful bool) {
 		pm.back.Close()
 		return
 	}
-	if pm.started {
+	if pm.pump != nil {
 		pm.pump.Stop(graceful) // closes the reader
 	} else {
 		pm.reader.Close()
