@@ -145,18 +145,44 @@ func onCPU(cpu int, f func()) {
 	<-done
 }
 
+// pinThread binds the calling goroutine to its thread and that thread to
+// one CPU for the rest of the test: records one goroutine submits then go
+// to one CPU's ring, whose order the reader keeps (records from different
+// CPUs' rings may arrive in any order). The test's goroutine ends with the
+// test, and its locked thread with it.
+func pinThread(t *testing.T) {
+	t.Helper()
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	cpu := 0
+	for !set.IsSet(cpu) {
+		cpu++
+	}
+	set.Zero()
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // produce makes n getppid calls in bursts of 200, letting the receiver
 // (which counts records in seen) catch up between bursts so that no ring
-// overflows.
+// overflows. It fails when the receiver makes no progress for 10 s.
 func produce(t *testing.T, n int, seen *atomic.Int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; i < n; i++ {
 		unix.Getppid()
 		if i%200 == 199 {
+			last, deadline := seen.Load(), time.Now().Add(10*time.Second)
 			for seen.Load() < int64(i+1) {
+				if cur := seen.Load(); cur != last {
+					last, deadline = cur, time.Now().Add(10*time.Second)
+				}
 				if time.Now().After(deadline) {
-					t.Fatalf("receiver stuck at %d of %d records", seen.Load(), i+1)
+					t.Fatalf("receiver stuck at %d of %d records for 10 s", last, i+1)
 				}
 				time.Sleep(50 * time.Microsecond)
 			}
@@ -167,16 +193,19 @@ func produce(t *testing.T, n int, seen *atomic.Int64) {
 func TestPerfMapDelivers(t *testing.T) {
 	m := perfMod.get(t, perfSource)
 	t.Cleanup(testutil.CheckLeaks(t))
+	pinThread(t) // the check below is of order
 	recv := make(chan []byte, 16)
 	pm, err := InitPerfMap(table(m, "events"), recv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// On failure too: the module is shared with the tests that follow.
+	t.Cleanup(func() { pm.Stop() })
 	pm.Start()
 	base := getU64(t, m, "counts", 0)
 	const n = 5000
 	var seen atomic.Int64
-	done := make(chan error)
+	done := make(chan error, 1)
 	go func() {
 		for i := uint64(0); i < n; i++ {
 			got := <-recv
@@ -212,11 +241,14 @@ func TestPerfMapDelivers(t *testing.T) {
 func TestPerfMapStopDrains(t *testing.T) {
 	m := perfMod.get(t, perfSource)
 	t.Cleanup(testutil.CheckLeaks(t))
+	pinThread(t) // the check below is of order
+
 	recv := make(chan []byte) // unbuffered: Stop must wait for us
 	pm, err := InitPerfMap(table(m, "events"), recv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pm.Stop() })
 	base := getU64(t, m, "counts", 0)
 	const n = 300
 	for i := 0; i < n; i++ {
@@ -360,10 +392,12 @@ func TestPerfMapLatency(t *testing.T) {
 func TestPerfReaderContext(t *testing.T) {
 	m := perfMod.get(t, perfSource)
 	t.Cleanup(testutil.CheckLeaks(t))
+	pinThread(t) // the check below is of order
 	r, err := NewPerfReader(table(m, "events"), PerfReaderOptions{PageCount: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.Close() })
 	base := getU64(t, m, "counts", 0)
 	for i := 0; i < 100; i++ {
 		unix.Getppid()

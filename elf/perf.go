@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/iovisor/gobpf/internal/bpfsys"
 	"github.com/iovisor/gobpf/internal/chanpump"
@@ -20,11 +21,13 @@ type PerfMap struct {
 	lostChan     chan uint64
 	timestamp    func(*[]byte) uint64
 
-	mu      sync.Mutex
-	reader  *perfring.PerfReader
-	back    *perfring.BackwardRings // overwritable rings instead of reader
-	pages   int
-	pump    *chanpump.Pump // set by PollStart
+	mu     sync.Mutex
+	reader *perfring.PerfReader
+	back   *perfring.BackwardRings // overwritable rings instead of reader
+	pages  int
+	// pump is set by PollStart, under mu; Lost reads it without mu,
+	// which a graceful PollStop holds while it waits for the receiver.
+	pump    atomic.Pointer[chanpump.Pump]
 	stopped bool
 }
 
@@ -89,7 +92,7 @@ func (pm *PerfMap) SetTimestampFunc(timestamp func(*[]byte) uint64) {
 func (pm *PerfMap) PollStart() {
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
-	if pm.pump != nil || pm.stopped || pm.back != nil {
+	if pm.pump.Load() != nil || pm.stopped || pm.back != nil {
 		return // overwritable rings are read with DumpBackward
 	}
 	r := pm.reader
@@ -112,17 +115,16 @@ func (pm *PerfMap) PollStart() {
 			})
 		}
 	}
-	pm.pump = chanpump.New(r, pm.receiverChan, pm.lostChan, o)
-	pm.pump.Start()
+	p := chanpump.New(r, pm.receiverChan, pm.lostChan, o)
+	pm.pump.Store(p)
+	p.Start()
 }
 
 // Lost returns how many records were lost so far: dropped by the kernel
 // because a ring was full, and read but never handed over because
 // PollStop gave up on the receiver or the module was closed.
 func (pm *PerfMap) Lost() uint64 {
-	pm.mu.Lock()
-	p := pm.pump
-	pm.mu.Unlock()
+	p := pm.pump.Load()
 	if p == nil {
 		return 0
 	}
@@ -153,8 +155,8 @@ func (pm *PerfMap) stop(graceful bool) {
 		pm.back.Close()
 		return
 	}
-	if pm.pump != nil {
-		pm.pump.Stop(graceful) // closes the reader
+	if p := pm.pump.Load(); p != nil {
+		p.Stop(graceful) // closes the reader
 	} else {
 		pm.reader.Close()
 	}

@@ -112,7 +112,16 @@ func TestPerfMapChannel(t *testing.T) {
 		}
 		receive(t, recv) // then nobody receives
 		start := time.Now()
-		pm.PollStop()
+		stopped := make(chan struct{})
+		go func() { pm.PollStop(); close(stopped) }()
+		// While PollStop waits for the receiver, Lost answers at once.
+		time.Sleep(50 * time.Millisecond)
+		lostStart := time.Now()
+		pm.Lost()
+		if d := time.Since(lostStart); d > 20*time.Millisecond {
+			t.Errorf("Lost() took %v while PollStop waited for the receiver", d)
+		}
+		<-stopped
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("PollStop took %v with nobody receiving", d)
 		}

@@ -108,7 +108,7 @@ func (pm *PerfMap) DumpBackward() (out [][]byte) {
 	if pm.back != nil {
 		return pm.dumpBackward(pm.back)
 	}
-	if pm.pump != nil || pm.stopped {
+	if pm.pump.Load() != nil || pm.stopped {
 		return nil
 	}
 	recs := make([]perfring.Record, 64)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -495,6 +496,14 @@ func TestWaitBatchBuf(t *testing.T) {
 	}
 	if waited < poll/2 {
 		t.Fatalf("returned after %v with records pending below the watermark; want a wait for the %v poll interval", waited, poll)
+	}
+	// An empty slice is refused, by the name the caller used.
+	for name, read := range map[string]func(context.Context, []Record, []byte, int) (int, int, error){
+		"ReadBatchBuf": r.ReadBatchBuf, "WaitBatchBuf": r.WaitBatchBuf,
+	} {
+		if _, _, err := read(context.Background(), nil, buf, 128); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s with no records: %v, want an error naming %s", name, err, name)
+		}
 	}
 	// Nothing pending: a cancelled context ends the wait.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*poll)

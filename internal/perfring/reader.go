@@ -148,6 +148,9 @@ func (r *reader) WaitBatchBuf(ctx context.Context, recs []Record, buf []byte, mi
 // readBuf is ReadBatchBuf, and WaitBatchBuf with waitFirst.
 func (r *reader) readBuf(ctx context.Context, recs []Record, buf []byte, minRoom int, waitFirst bool) (int, int, error) {
 	if len(recs) == 0 {
+		if waitFirst {
+			return 0, 0, errors.New("perfring: WaitBatchBuf needs a non-empty slice")
+		}
 		return 0, 0, errors.New("perfring: ReadBatchBuf needs a non-empty slice")
 	}
 	r.mu.Lock()

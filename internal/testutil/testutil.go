@@ -3,12 +3,13 @@
 package testutil
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -28,7 +29,9 @@ func CountFDs(t testing.TB) int {
 // Use it as: defer testutil.CheckLeaks(t)()
 func CheckLeaks(t testing.TB) func() {
 	t.Helper()
+	pollerOnce.Do(startPoller)
 	fds, gs := CountFDs(t), runtime.NumGoroutine()
+	before := fdLinks()
 	return func() {
 		t.Helper()
 		var nf, ng int
@@ -40,7 +43,7 @@ func CheckLeaks(t testing.TB) func() {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if nf > fds {
-			t.Errorf("fd leak: %d open before, %d after\n%s", fds, nf, listFDs())
+			t.Errorf("fd leak: %d open before, %d after\n%s", fds, nf, diffFDs(before, fdLinks()))
 		}
 		if ng > gs {
 			buf := make([]byte, 1<<16)
@@ -50,14 +53,46 @@ func CheckLeaks(t testing.TB) func() {
 	}
 }
 
-func listFDs() string {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	var b strings.Builder
-	for _, e := range ents {
-		l, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		fmt.Fprintf(&b, "  %s -> %s\n", e.Name(), l)
+var pollerOnce sync.Once
+
+// startPoller makes the Go runtime open its network poller (an epoll fd and
+// an eventfd, kept for the life of the process) now: it opens it lazily,
+// and under load it may do so while a checked test runs, which would
+// count as a leak.
+func startPoller() {
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
 	}
-	return b.String()
+}
+
+// fdLinks maps each open fd to what it refers to.
+func fdLinks() map[string]string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	links := make(map[string]string, len(ents))
+	for _, e := range ents {
+		// The directory's own fd is closed by now: Readlink fails.
+		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil {
+			links[e.Name()] = l
+		}
+	}
+	return links
+}
+
+// diffFDs lists the fds open after and not before (or now referring to
+// something else), then the ones open in both.
+func diffFDs(before, after map[string]string) string {
+	var added, kept []string
+	for fd, l := range after {
+		if before[fd] == l {
+			kept = append(kept, fd+" -> "+l)
+		} else {
+			added = append(added, fd+" -> "+l)
+		}
+	}
+	sort.Strings(added)
+	sort.Strings(kept)
+	return "  new: " + strings.Join(added, ", ") + "\n  open before too: " + strings.Join(kept, ", ")
 }
 
 // HaveKprobes reports whether the running kernel can create kprobes.
