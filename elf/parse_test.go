@@ -198,7 +198,7 @@ SEC("socket/x") int f(void *ctx) { int k = 0; return bpf_map_lookup_elem(&short_
 // FuzzNewModule feeds arbitrary bytes to the object parser: it must return
 // an error or a consistent spec, never panic. Run it with
 //
-//	go test -run XXX -fuzz FuzzNewModule -fuzztime 20s ./elf/
+//	go test -run XXX -fuzz FuzzNewModule -fuzztime 150000x ./elf/
 //
 // The seeds are small objects (1 and 7 KB: a classic map, a BTF map, a .text
 // subprogram and their relocations), so that the fuzzer spends its time
