@@ -74,6 +74,9 @@ type PerfReader struct {
 // the newest receives the records. Closing a reader never unplugs another:
 // closing the newest hands the table back to the previous one still open,
 // closing an older one changes nothing for the newer.
+//
+// Records of one CPU's ring are read in the order they were submitted;
+// Record.CPU says which ring a record came from (see PerfMap on order).
 func NewPerfReader(table *Table, opts ...PerfReaderOptions) (*PerfReader, error) {
 	if len(opts) > 1 {
 		return nil, errors.New("bcc: NewPerfReader takes at most one PerfReaderOptions")
@@ -142,7 +145,12 @@ func (r *PerfReader) Close() error {
 }
 
 // PerfMap delivers the records of a BPF_PERF_OUTPUT table on a channel,
-// as gobpf's PerfMap does.
+// as gobpf's PerfMap does. Each CPU has its own ring: the records of one
+// CPU arrive in the order they were submitted, those of different CPUs
+// interleave as the rings are read (a thread the kernel moves to another
+// CPU may see its later records arrive first). Programs that need one
+// order use a ring buffer (BPF_RINGBUF_OUTPUT, InitRingBuf) or stamp
+// their records.
 type PerfMap struct {
 	p *pump
 	r *perfring.PerfReader
