@@ -30,20 +30,20 @@ func CountFDs(t testing.TB) int {
 func CheckLeaks(t testing.TB) func() {
 	t.Helper()
 	pollerOnce.Do(startPoller)
-	fds, gs := CountFDs(t), runtime.NumGoroutine()
-	before := fdLinks()
+	before, gs := fdLinks(t), runtime.NumGoroutine()
 	return func() {
 		t.Helper()
-		var nf, ng int
+		var after map[string]string
+		var ng int
 		for i := 0; i < 100; i++ {
-			nf, ng = CountFDs(t), runtime.NumGoroutine()
-			if nf <= fds && ng <= gs {
+			after, ng = fdLinks(t), runtime.NumGoroutine()
+			if len(after) <= len(before) && ng <= gs {
 				return
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if nf > fds {
-			t.Errorf("fd leak: %d open before, %d after\n%s", fds, nf, diffFDs(before, fdLinks()))
+		if len(after) > len(before) {
+			t.Errorf("fd leak: %d open before, %d after\n%s", len(before), len(after), diffFDs(before, after))
 		}
 		if ng > gs {
 			buf := make([]byte, 1<<16)
@@ -67,8 +67,12 @@ func startPoller() {
 }
 
 // fdLinks maps each open fd to what it refers to.
-func fdLinks() map[string]string {
-	ents, _ := os.ReadDir("/proc/self/fd")
+func fdLinks(t testing.TB) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("reading /proc/self/fd: %v", err)
+	}
 	links := make(map[string]string, len(ents))
 	for _, e := range ents {
 		// The directory's own fd is closed by now: Readlink fails.
